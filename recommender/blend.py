@@ -84,25 +84,33 @@ def build_validation(
     return ValidationSet(list(names), z, relevant, n_relevant, ks)
 
 
-def tune_weights(val: ValidationSet) -> tuple[np.ndarray, dict[str, list[float]]]:
-    """Weights that beat (or tie) the best single signal at every depth, and the evidence.
+def tune_weights(
+    vals: Sequence[ValidationSet],
+) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Weights that do well on every validation task at once, and the evidence.
 
-    Starts from the single signal with the best mean relative recall, then changes one
-    weight at a time while the objective (mean recall relative to the best single signal
-    at each depth) improves and no depth falls more than TOLERANCE below that signal.
+    Each task scores a blend by its recall relative to that task's best single signal,
+    averaged over depths, minus a heavy penalty wherever a depth falls more than
+    TOLERANCE below that signal. The objective is the mean over tasks, so a weight that
+    helps one task by hurting another is only taken if the trade is worth it.
+    Coordinate ascent starts from the best single signal.
     """
-    n = len(val.signals)
-    singles = np.stack([val.recall(np.eye(n)[s]) for s in range(n)])
-    best = np.maximum(singles.max(axis=0), 1e-9)
+    n = len(vals[0].signals)
+    singles = [np.stack([v.recall(np.eye(n)[s]) for s in range(n)]) for v in vals]
+    bests = [np.maximum(single.max(axis=0), 1e-9) for single in singles]
 
-    def objective(r: np.ndarray) -> float:
-        shortfall = np.maximum(0.0, best * (1 - TOLERANCE) - r) / best
-        return float((r / best).mean() - 10.0 * shortfall.sum())
+    def objective(weights: np.ndarray) -> float:
+        total = 0.0
+        for val, best in zip(vals, bests, strict=True):
+            r = val.recall(weights)
+            shortfall = np.maximum(0.0, best * (1 - TOLERANCE) - r) / best
+            total += float((r / best).mean() - 10.0 * shortfall.sum())
+        return total / len(vals)
 
-    start = int(np.argmax([(singles[s] / best).mean() for s in range(n)]))
+    start = int(np.argmax([objective(np.eye(n)[s]) for s in range(n)]))
     weights = np.zeros(n)
     weights[start] = 1.0
-    current = objective(singles[start])
+    current = objective(weights)
     for _ in range(3):
         improved = False
         for s in range(n):
@@ -113,14 +121,14 @@ def tune_weights(val: ValidationSet) -> tuple[np.ndarray, dict[str, list[float]]
                     continue
                 trial = weights.copy()
                 trial[s] = g
-                score = objective(val.recall(trial))
+                score = objective(trial)
                 if score > current + 1e-5:
                     current, weights, improved = score, trial, True
         if not improved:
             break
-    evidence = {
-        "ks": list(val.ks),
-        **{f"single:{name}": singles[i].round(4).tolist() for i, name in enumerate(val.signals)},
-        "blend": val.recall(weights).round(4).tolist(),
-    }
+    evidence: dict[str, list[float]] = {"ks": list(vals[0].ks)}
+    for t, (val, single) in enumerate(zip(vals, singles, strict=True)):
+        for i, name in enumerate(val.signals):
+            evidence[f"task{t}:single:{name}"] = single[i].round(4).tolist()
+        evidence[f"task{t}:blend"] = val.recall(weights).round(4).tolist()
     return weights, evidence

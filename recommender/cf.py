@@ -30,7 +30,7 @@ ALS_GRID = (
 )
 
 
-def _new_als(params: AlsParams, seed: int):  # noqa: ANN202 - implicit has no public type
+def _new_als(params: AlsParams, seed: int):
     """A CPU ALS model (the top-level implicit name is a factory)."""
     from implicit.cpu.als import AlternatingLeastSquares
 

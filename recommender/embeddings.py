@@ -58,7 +58,7 @@ class MiniLMEncoder:
         self.threads = threads
         self._model = None
 
-    def _load(self):  # noqa: ANN202 - the sentence-transformers type is optional
+    def _load(self):
         """Load the model on first use (about 5 s)."""
         with _lock:
             if self._model is None:

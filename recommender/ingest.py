@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from recommender.ids import title_key
@@ -12,6 +14,19 @@ from recommender.types import IngestReport, Paper, ParseResult
 
 BATCH = 2000
 Progress = Callable[[int], None]
+REPLACEMENT_UNKNOWN = "replacement for a paper not stored"
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
+# What an arXiv record replaces when it supersedes a record that carries no version.
+_TEXT_FIELDS = ("title", "abstract", "authors", "version", "updated", "primary_category")
+
+
+@dataclass(slots=True)
+class _Seen:
+    """Ids already counted in this run, so a paper reached twice is counted once."""
+
+    new: set[str] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
 
 
 def _collapse(papers: Iterable[Paper]) -> dict[str, Paper]:
@@ -19,15 +34,36 @@ def _collapse(papers: Iterable[Paper]) -> dict[str, Paper]:
     out: dict[str, Paper] = {}
     for paper in papers:
         if paper.id in out:
-            out[paper.id] = out[paper.id].merged_with(paper)
+            out[paper.id] = _merge(out[paper.id], paper)
         else:
             out[paper.id] = paper
     return out
 
 
+def _merge(stored: Paper, incoming: Paper) -> Paper:
+    """`stored.merged_with(incoming)`, where a versioned record beats one with no version.
+
+    HF and JSONL records carry no version; a record from arXiv itself (API or RSS) does,
+    and it is the authority on title, abstract and authors. Once it is stored, a record
+    without a version only fills gaps, so re-ingesting either source changes nothing.
+    """
+    merged = stored.merged_with(incoming)
+    if stored.version is None and incoming.version is not None:
+        for name in _TEXT_FIELDS:
+            value = getattr(incoming, name)
+            if value:
+                setattr(merged, name, value)
+    return merged
+
+
 def _same(first: Paper, second: Paper) -> bool:
     """Whether two records would be stored identically."""
-    return first.to_dict() == second.to_dict()
+    for name in _FIELDS:
+        a, b = getattr(first, name), getattr(second, name)
+        # Empty values (None, "", [], 0) are all dropped when stored, so they are alike.
+        if a != b and (a or b):
+            return False
+    return True
 
 
 def ingest(
@@ -49,12 +85,22 @@ def ingest(
     report = IngestReport(source=source, started=started)
     for skipped in result.skipped:
         report.skip(skipped.reason)
+    seen = _Seen()
     for batch in chunked(_collapse(result.papers).values(), BATCH):
-        _ingest_batch(store, batch, result.replace_only, started, report)
+        _ingest_batch(store, batch, result.replace_only, started, report, seen)
         if progress:
             progress(len(batch))
     report.seconds = time.perf_counter() - clock
     return report
+
+
+def _fetch(store: Store, ids: list[str]) -> dict[str, Paper]:
+    """Stored papers by id: under their own id and under the id asked for (maybe an alias)."""
+    found: dict[str, Paper] = {}
+    for wanted, paper in zip(ids, store.get_papers(ids), strict=True):
+        if paper is not None:
+            found[paper.id] = found[wanted] = paper
+    return found
 
 
 def _ingest_batch(
@@ -63,61 +109,72 @@ def _ingest_batch(
     replace_only: set[str],
     now: datetime,
     report: IngestReport,
+    seen: _Seen,
 ) -> None:
-    """Dedup one batch against the store and write the changes in one round trip."""
-    keys = [title_key(p.title) for p in batch]
-    # Title key -> paper id, for what is stored and for what this batch adds.
-    titles: dict[str, str] = {
-        k: v for k, v in zip(keys, store.lookup_titles(keys), strict=True) if v
-    }
-    targets = [
-        titles[key] if not paper.is_arxiv and key in titles else paper.id
-        for paper, key in zip(batch, keys, strict=True)
-    ]
-    stored = {
-        p.id: p for p in store.get_papers(list(dict.fromkeys(targets + list(titles.values())))) if p
-    }
+    """Dedup one batch against the store and write the changes in one transaction."""
+    stored = _fetch(store, [p.id for p in batch])
+    # Titles matter only for papers not stored under their own id: a title-only record of
+    # a paper another source stored first, or the arXiv record of a title-only paper.
+    # Skipping the rest keeps a re-ingest (most papers already stored) cheap.
+    keys = {p.id: title_key(p.title) for p in batch if p.id not in stored}
+    titles: dict[str, str] = {}  # title key -> paper id, stored or added by this batch
+    if keys:
+        unique = list(dict.fromkeys(keys.values()))
+        titles = {k: v for k, v in zip(unique, store.lookup_titles(unique), strict=True) if v}
+        missing = [i for i in dict.fromkeys(titles.values()) if i not in stored]
+        if missing:
+            stored.update(_fetch(store, missing))
 
     writes: dict[str, Paper] = {}
     new_titles: dict[str, str] = {}
     aliases: dict[str, str] = {}
     new_count = 0
-    for paper, key in zip(batch, keys, strict=True):
-        hit = titles.get(key)
-        target = hit if not paper.is_arxiv and hit else paper.id
-        old = writes.get(target) or stored.get(target)
-        if old is None and paper.is_arxiv and hit and hit.startswith("title:"):
-            retired = writes.pop(hit, None) or stored.get(hit)
-            if retired is not None:
+    for paper in batch:
+        key = keys.get(paper.id)
+        hit = titles.get(key) if key else None
+        target = hit if hit and not paper.is_arxiv else paper.id
+        found = stored.get(target)
+        # A paper changed earlier in this batch is merged into its changed form.
+        old = writes.get(target) or (writes.get(found.id, found) if found else None)
+        if old is None and paper.is_arxiv and key and hit and hit.startswith("title:"):
+            retired = writes.get(hit) or stored.get(hit)
+            # A title key that already leads to another arXiv id is a different paper.
+            if retired is not None and retired.id == hit:
+                writes.pop(hit, None)
                 # The arXiv record of a paper first seen from a title-only source: adopt it.
                 writes[paper.id] = _adopt(retired, paper)
                 aliases[hit] = paper.id
                 titles[key] = new_titles[key] = paper.id
-                if hit in report.new_ids:
+                if hit in seen.new:
+                    seen.new.discard(hit)
+                    seen.new.add(paper.id)
                     report.new_ids[report.new_ids.index(hit)] = paper.id
-                else:
+                elif paper.id not in seen.updated:
+                    seen.updated.add(paper.id)
                     report.updated += 1
                     report.updated_ids.append(paper.id)
                 continue
         if old is None:
             if paper.id in replace_only:
-                report.skip("replacement for a paper not stored")
+                report.skip(REPLACEMENT_UNKNOWN)
                 continue
             fresh = _with_first_seen(paper, now)
             writes[fresh.id] = fresh
-            if key not in titles:
+            if key is not None and key not in titles:
                 titles[key] = new_titles[key] = fresh.id
             new_count += 1
+            seen.new.add(fresh.id)
             report.new += 1
             report.new_ids.append(fresh.id)
             continue
-        merged = old.merged_with(paper)
+        merged = _merge(old, paper)
         if _same(merged, old):
             if old.id not in writes:
                 report.unchanged += 1
             continue
         writes[old.id] = merged
-        if old.id not in report.new_ids and old.id not in report.updated_ids:
+        if old.id not in seen.new and old.id not in seen.updated:
+            seen.updated.add(old.id)
             report.updated += 1
             report.updated_ids.append(old.id)
     # A retired id that was written in this same batch must not be written back.
@@ -143,8 +200,9 @@ def _adopt(retired: Paper, arxiv: Paper) -> Paper:
     """Merge a title-keyed record into the arXiv record that supersedes it."""
     merged = retired.merged_with(arxiv)
     merged.id = arxiv.id
-    # The arXiv metadata is authoritative for text; the older record keeps its first-seen time.
-    for name in ("title", "abstract", "authors", "version", "updated", "categories"):
+    # The arXiv metadata is authoritative for text; the older record keeps its first-seen
+    # time, and categories stay the union of both.
+    for name in _TEXT_FIELDS:
         value = getattr(arxiv, name)
         if value:
             setattr(merged, name, value)

