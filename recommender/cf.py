@@ -1,4 +1,4 @@
-"""Collaborative filtering pieces: implicit ALS, item-item co-occurrence kNN, content->factor map."""
+"""Collaborative filtering: implicit ALS, item-item co-occurrence kNN, content->factor map."""
 
 from __future__ import annotations
 

@@ -65,9 +65,14 @@ class ContentModel:
         tfidf = normalize(tfidf).astype(np.float32).tocsr()
         if embeddings is None:
             self.dense_kind = "lsa"
-            dim = max(1, min(_LSA_DIM, tfidf.shape[1] - 1, len(texts) - 1))
-            self.lsa = TruncatedSVD(dim, random_state=0)
-            raw = self.lsa.fit_transform(tfidf).astype(np.float32)
+            if tfidf.shape[1] < 2:
+                # TruncatedSVD needs two terms; a one-word vocabulary is its own LSA.
+                self.lsa = None
+                raw = tfidf.toarray()
+            else:
+                dim = max(1, min(_LSA_DIM, tfidf.shape[1] - 1, len(texts) - 1))
+                self.lsa = TruncatedSVD(dim, random_state=0)
+                raw = self.lsa.fit_transform(tfidf).astype(np.float32)
         else:
             self.dense_kind = "embedding"
             raw = np.asarray(embeddings, dtype=np.float32)
@@ -86,7 +91,8 @@ class ContentModel:
         texts = [paper_text(p) for p in papers]
         tfidf = normalize(self.vectorizer.transform(texts)).astype(np.float32).tocsr()
         if self.dense_kind == "lsa":
-            raw = self.lsa.transform(tfidf).astype(np.float32)
+            raw = tfidf.toarray() if self.lsa is None else self.lsa.transform(tfidf)
+            raw = raw.astype(np.float32)
         else:
             if embeddings is None:
                 raise ValueError("this model needs embeddings for new papers")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,9 +85,9 @@ def _load_pairs(path: Path) -> list[tuple[str, str, float]]:
             try:
                 weight = float(parts[2])
             except ValueError:
-                raise DatasetError(
-                    f"{path}:{number}: weight {parts[2]!r} is not a number"
-                ) from None
+                weight = math.nan
+            if not math.isfinite(weight):  # "nan" and "inf" parse, but poison the model
+                raise DatasetError(f"{path}:{number}: weight {parts[2]!r} is not a number")
         rows.append((parts[0], parts[1], weight))
     return rows
 

@@ -154,6 +154,8 @@ def embed_cached(
     cached = cache.get_many(keys) if cache is not None else [None] * len(texts)
     missing = []
     for i, vec in enumerate(cached):
+        if not texts[i] or not texts[i].strip():
+            continue  # no text: a zero row, never sent to the encoder
         if vec is not None and vec.shape == (encoder.dim,):
             out[i] = vec
         else:

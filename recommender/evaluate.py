@@ -102,6 +102,8 @@ def evaluate_model(
     )
     position = np.full(len(model.paper_ids), -1)
     position[cols] = np.arange(len(cols))
+    # Users whose held-out papers are all outside the candidates cannot be measured.
+    users = [u for u in users if (position[np.asarray(truth[u])] >= 0).any()]
     depth = max(ks)
     sums: dict[str, float] = {}
     started = time.perf_counter()

@@ -23,10 +23,56 @@ _TEXT_FIELDS = ("title", "abstract", "authors", "version", "updated", "primary_c
 
 @dataclass(slots=True)
 class _Seen:
-    """Ids already counted in this run, so a paper reached twice is counted once."""
+    """Ids already counted in this run: counts are of papers, not of records.
 
+    Two records can reach one paper (its arXiv record and a title-only copy, maybe in
+    different batches); the paper is counted once, as new, updated or unchanged.
+    """
+
+    report: IngestReport
     new: set[str] = field(default_factory=set)
     updated: set[str] = field(default_factory=set)
+    unchanged: set[str] = field(default_factory=set)
+
+    def count_new(self, paper_id: str) -> None:
+        """A paper this run stored for the first time."""
+        self.new.add(paper_id)
+        self.report.new += 1
+        self.report.new_ids.append(paper_id)
+
+    def count_updated(self, paper_id: str) -> None:
+        """A stored paper this run changed (counted once, even if changed twice)."""
+        if paper_id in self.new or paper_id in self.updated:
+            return
+        if paper_id in self.unchanged:
+            self.unchanged.discard(paper_id)
+            self.report.unchanged -= 1
+        self.updated.add(paper_id)
+        self.report.updated += 1
+        self.report.updated_ids.append(paper_id)
+
+    def count_adopted(self, retired: str, paper_id: str) -> None:
+        """A paper known by its title id (maybe counted already) now lives under `paper_id`."""
+        for ids, listed in (
+            (self.new, self.report.new_ids),
+            (self.updated, self.report.updated_ids),
+        ):
+            if retired in ids:
+                ids.discard(retired)
+                ids.add(paper_id)
+                listed[listed.index(retired)] = paper_id
+                return
+        if retired in self.unchanged:
+            self.unchanged.discard(retired)
+            self.report.unchanged -= 1
+        self.count_updated(paper_id)
+
+    def count_unchanged(self, paper_id: str) -> None:
+        """A stored paper a record of this run left as it was."""
+        if paper_id in self.new or paper_id in self.updated or paper_id in self.unchanged:
+            return
+        self.unchanged.add(paper_id)
+        self.report.unchanged += 1
 
 
 def _collapse(papers: Iterable[Paper]) -> dict[str, Paper]:
@@ -85,7 +131,7 @@ def ingest(
     report = IngestReport(source=source, started=started)
     for skipped in result.skipped:
         report.skip(skipped.reason)
-    seen = _Seen()
+    seen = _Seen(report)
     for batch in chunked(_collapse(result.papers).values(), BATCH):
         _ingest_batch(store, batch, result.replace_only, started, report, seen)
         if progress:
@@ -145,14 +191,7 @@ def _ingest_batch(
                 writes[paper.id] = _adopt(retired, paper)
                 aliases[hit] = paper.id
                 titles[key] = new_titles[key] = paper.id
-                if hit in seen.new:
-                    seen.new.discard(hit)
-                    seen.new.add(paper.id)
-                    report.new_ids[report.new_ids.index(hit)] = paper.id
-                elif paper.id not in seen.updated:
-                    seen.updated.add(paper.id)
-                    report.updated += 1
-                    report.updated_ids.append(paper.id)
+                seen.count_adopted(hit, paper.id)
                 continue
         if old is None:
             if paper.id in replace_only:
@@ -163,20 +202,14 @@ def _ingest_batch(
             if key is not None and key not in titles:
                 titles[key] = new_titles[key] = fresh.id
             new_count += 1
-            seen.new.add(fresh.id)
-            report.new += 1
-            report.new_ids.append(fresh.id)
+            seen.count_new(fresh.id)
             continue
         merged = _merge(old, paper)
         if _same(merged, old):
-            if old.id not in writes:
-                report.unchanged += 1
+            seen.count_unchanged(old.id)
             continue
         writes[old.id] = merged
-        if old.id not in seen.new and old.id not in seen.updated:
-            seen.updated.add(old.id)
-            report.updated += 1
-            report.updated_ids.append(old.id)
+        seen.count_updated(old.id)
     # A retired id that was written in this same batch must not be written back.
     for old_id in aliases:
         writes.pop(old_id, None)

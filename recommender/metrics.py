@@ -58,8 +58,8 @@ def recall_ndcg(
 
 def intra_list_similarity(vectors: np.ndarray, lists: np.ndarray) -> float:
     """Mean pairwise cosine similarity inside each recommendation list (lower = more diverse)."""
-    if lists.shape[1] < 2:
-        return 0.0
+    if lists.ndim != 2 or len(lists) == 0 or lists.shape[1] < 2:
+        return 0.0  # no lists (or lists too short to have pairs): nothing to measure
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = vectors / np.maximum(norms, 1e-9)
     total = 0.0

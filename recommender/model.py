@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -615,9 +616,18 @@ class HybridRecommender:
     def score(self, users: Sequence[str], cols: np.ndarray | None = None) -> np.ndarray:
         """Blended scores (users × papers, or × `cols`); unknown users get the prior only."""
         cols = np.arange(len(self.paper_ids)) if cols is None else np.asarray(cols)
-        rows = np.array([self.uidx.get(u, -1) for u in users])
+        rows = np.array([self.uidx.get(u, -1) for u in users], dtype=np.int64)
         out = np.zeros((len(users), len(cols)), np.float32)
+        # A user whose feedback was all taken back (folded in with an empty history) has
+        # no signal left either: treat them like someone the model has never seen.
         known = rows >= 0
+        nnz = np.zeros(len(rows), dtype=np.int64)
+        in_r = known & (rows < self.R.shape[0])
+        nnz[in_r] = np.diff(self.R.indptr)[rows[in_r]]
+        for j in np.flatnonzero(known) if self.overrides else ():
+            if int(rows[j]) in self.overrides:
+                nnz[j] = self.overrides[int(rows[j])].count_nonzero()
+        known &= nnz > 0
         if (~known).any():
             # No history at all: community signals are all there is.
             out[~known] = self.prior[cols][None, :]
@@ -762,6 +772,7 @@ class HybridRecommender:
         hi = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
         rel = np.where(finite, (scores - lo) / np.maximum(hi - lo, 1e-9), -np.inf)
         order = np.zeros((b, min(n, d)), dtype=np.int64)
+        valid = np.zeros((b, min(n, d)), dtype=bool)
         taken = np.zeros((b, d), dtype=bool)
         closest = np.zeros((b, d), dtype=np.float32)
         rows = np.arange(b)
@@ -770,9 +781,12 @@ class HybridRecommender:
             value[taken] = -np.inf
             pick = np.argmax(value, axis=1)
             order[:, step] = pick
+            # Once a row runs out of rankable papers argmax returns a taken one: void it.
+            valid[:, step] = np.isfinite(value[rows, pick])
             taken[rows, pick] = True
             closest = np.maximum(closest, sim[rows, pick])
-        return np.take_along_axis(ranked, order, 1), np.take_along_axis(scores, order, 1)
+        picked = np.where(valid, np.take_along_axis(scores, order, 1), -np.inf)
+        return np.take_along_axis(ranked, order, 1), picked
 
     # ------------------------------------------------------------------ feedback and new papers
 
@@ -932,6 +946,7 @@ class HybridRecommender:
             "gaa": self._imc_parts[0],
             "gar": self._imc_parts[1],
             "gxx": self._imc_parts[2],
+            "sample": self._sample,
         }
         state = self.content_model.state()
         arrays["cm_terms"] = np.array(state["terms"], dtype=str)
@@ -964,10 +979,18 @@ class HybridRecommender:
     @classmethod
     def load(cls, path: str | Path | io.BytesIO) -> HybridRecommender:
         """Read a model written by `save`."""
-        data = np.load(path, allow_pickle=False)
-        meta = json.loads(bytes(data["meta"]).decode())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"model format {meta.get('format')} is not supported")
+        where = path if isinstance(path, str | Path) else "model stream"
+        try:
+            data = np.load(path, allow_pickle=False)
+            meta = json.loads(bytes(data["meta"]).decode())
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, ValueError, LookupError, TypeError, zipfile.BadZipFile) as exc:
+            # np.load's own message for a stray file talks about pickles; say what it is.
+            raise ValueError(f"{where}: not a saved HybridRecommender model ({exc})") from exc
+        version = meta.get("format") if isinstance(meta, dict) else None
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{where}: model format {version} is not supported")
         model = cls(FitConfig(signals=tuple(meta["signals"]), als=AlsParams(*meta["als"])))
         model.als_params = AlsParams(*meta["als"])
         model.paper_ids, model.titles, model.authors = (
@@ -1011,6 +1034,11 @@ class HybridRecommender:
         model.user_factors, model.item_factors = data["user_factors"], data["item_factors"]
         model.factor_map, model.community = data["factor_map"], data["community"]
         model.weights_catalog, model.weights_cold = data["weights_catalog"], data["weights_cold"]
+        if "sample" in data:
+            model._sample = data["sample"]
+        else:  # written before the sample was saved: rebuild it as `_fit_signals` does
+            rng = np.random.default_rng(model.config.seed + 1)
+            model._sample = np.sort(rng.choice(n, min(n, 3000), replace=False))
         model._imc_parts = (data["gaa"], data["gar"], data["gxx"])
         positive = model.R.multiply(model.R > 0).tocsr()
         model.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)

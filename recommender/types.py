@@ -153,9 +153,9 @@ class Paper:
 
 def _is_newer(candidate: Paper, current: Paper) -> bool:
     """Whether `candidate` describes a newer version of the paper than `current`."""
-    if candidate.version is not None and current.version is not None:
-        if candidate.version != current.version:
-            return candidate.version > current.version
+    versions = (candidate.version, current.version)
+    if None not in versions and candidate.version != current.version:
+        return candidate.version > current.version
     if candidate.updated and current.updated and candidate.updated != current.updated:
         return candidate.updated > current.updated
     # Same version (or unknown): only fill gaps, so a re-ingest changes nothing.

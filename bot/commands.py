@@ -1,0 +1,428 @@
+"""`/papers …`: parse the text of one slash command and answer it. No platform code here."""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.digest import ON_DEMAND_LOOKBACK, DigestBuilder, card
+from bot.ports import Context, Reply
+from bot.subscriptions import (
+    DAYS,
+    DEFAULT_TIME,
+    Subscription,
+    SubscriptionError,
+    next_slot,
+    parse_schedule,
+    parse_timezone,
+    subscription_id,
+)
+from recommender.bibtex import to_bibtex
+from recommender.index import QueryError
+from recommender.model import Explanation
+from recommender.service import PaperService, Ranked
+
+MAX_TEXT = 2000  # longer command text is cut (Slack allows ~4,000; nobody types more)
+SEARCH_RESULTS = 5
+FORGET_WINDOW = 300  # seconds a forget-me confirmation stays valid
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: its usage line and a one-sentence summary."""
+
+    name: str
+    usage: str
+    summary: str
+    examples: tuple[str, ...] = ()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "search",
+        "search <query> [author:<name>] [since:YYYY-MM-DD] [cat:cs.LG]",
+        "Find papers by words, ranked for you. Filters narrow by author, date or category.",
+        ("search diffusion transformers", 'search author:"Yann LeCun" since:2025-01-01'),
+    ),
+    Command(
+        "subscribe",
+        "subscribe [channel] [daily | weekly <day>] [HH:MM] [timezone]",
+        "Get a personal digest by DM (or, with `channel`, a team digest in this channel). "
+        "Default: daily at 09:00 in your own timezone.",
+        (
+            "subscribe",
+            "subscribe weekly monday 08:30",
+            "subscribe channel daily 10:00 Europe/Berlin",
+        ),
+    ),
+    Command("unsubscribe", "unsubscribe [channel]", "Stop your DM digest (or this channel's)."),
+    Command("settings", "settings", "Show your subscriptions, topics, muted authors and more."),
+    Command("digest", "digest", "Your digest right now: the best new papers for you."),
+    Command(
+        "topics",
+        "topics [add|remove|exclude|include] <words, or phrases separated by commas>",
+        "Boost topics you care about; `exclude` hides papers that mention a word.",
+        ("topics add diffusion, graph neural networks", "topics exclude survey"),
+    ),
+    Command("mute", "mute author <name>", "Never show papers by this author."),
+    Command("unmute", "unmute author <name>", "Show papers by this author again."),
+    Command("saved", "saved", "List the papers you saved with 🔖."),
+    Command("export", "export", "Your saved papers as BibTeX."),
+    Command("forget-me", "forget-me", "Delete everything paperbot knows about you."),
+    Command("help", "help [command]", "This help, or help on one command."),
+)
+BY_NAME = {c.name: c for c in COMMANDS}
+ALIASES = {
+    "find": "search",
+    "sub": "subscribe",
+    "unsub": "unsubscribe",
+    "topic": "topics",
+    "forget": "forget-me",
+    "forgetme": "forget-me",
+    "config": "settings",
+    "?": "help",
+}
+
+
+def clean_text(text: str) -> str:
+    """Trim, cap the length and drop control characters (keeps every script and emoji)."""
+    text = (text or "")[:MAX_TEXT]
+    text = "".join(ch if ch in "\t\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return " ".join(text.split())
+
+
+def help_text(name: str | None = None) -> str:
+    """Help for every command, or for one."""
+    if name and name in BY_NAME:
+        cmd = BY_NAME[name]
+        lines = [f"`/papers {cmd.usage}`", cmd.summary]
+        if cmd.examples:
+            lines.append("Examples: " + " · ".join(f"`/papers {e}`" for e in cmd.examples))
+        return "\n".join(lines)
+    lines = ["*paperbot* — research papers ranked for you. Commands:"]
+    lines += [f"• `/papers {c.usage}` — {c.summary}" for c in COMMANDS]
+    lines.append(
+        "React 👍 🔖 👎 🔇 on a paper in a digest (or use its buttons): every reaction "
+        "teaches your next digest."
+    )
+    return "\n".join(lines)
+
+
+class CommandService:
+    """Turns a command's text into a Reply for the person who sent it."""
+
+    def __init__(self, service: PaperService, *, clock: Callable[[], float] = time.time) -> None:
+        self.service = service
+        self.store = service.store
+        self.builder = DigestBuilder(service)
+        self.clock = clock
+        self.handlers: dict[str, Callable[[Context, str], Reply]] = {
+            "search": self.search,
+            "subscribe": self.subscribe,
+            "unsubscribe": self.unsubscribe,
+            "settings": self.settings,
+            "digest": self.digest,
+            "topics": self.topics,
+            "mute": self.mute,
+            "unmute": self.unmute,
+            "saved": self.saved,
+            "export": self.export,
+            "forget-me": self.forget_me,
+            "help": lambda ctx, rest: Reply(help_text(rest.strip().lower() or None)),
+        }
+
+    def handle(self, ctx: Context, text: str) -> Reply:
+        """Answer one `/papers …` command; unknown or empty text gets help."""
+        text = clean_text(text)
+        if not text:
+            return Reply(help_text())
+        name, _, rest = text.partition(" ")
+        name = name.lower().lstrip("/")
+        name = ALIASES.get(name, name)
+        handler = self.handlers.get(name)
+        if handler is None:
+            shown = name[:30]
+            return Reply(f"I don't know the command “{shown}”.\n\n" + help_text())
+        self.store.set_profile(
+            ctx.uid,
+            name=ctx.user_name or ctx.user,
+            platform=ctx.platform,
+            workspace=ctx.workspace,
+            **({"tz": ctx.timezone} if ctx.timezone else {}),
+        )
+        if ctx.channel_key and not ctx.is_dm:
+            self.store.add_channel_member(ctx.channel_key, ctx.uid)
+        return handler(ctx, rest.strip())
+
+    # -- search and digests ---------------------------------------------------------------
+
+    def search(self, ctx: Context, rest: str) -> Reply:
+        """`search <query>`: index hits re-ranked for the asker."""
+        if not rest:
+            return Reply(help_text("search"))
+        try:
+            ranked = self.service.search(
+                ctx.uid, rest, SEARCH_RESULTS, prefs=self.service.preferences(ctx.uid)
+            )
+        except QueryError as exc:
+            return Reply(f"{exc}. {BY_NAME['search'].usage}")
+        if not ranked:
+            return Reply(
+                f"No papers match “{rest[:80]}”. Try fewer words, or check a filter "
+                "(`author:`, `since:`, `cat:`)."
+            )
+        cards = [card(r, i + 1) for i, r in enumerate(ranked)]
+        return Reply(f"Top {len(cards)} for “{rest[:80]}”, ranked for you:", cards=cards)
+
+    def digest(self, ctx: Context, rest: str) -> Reply:
+        """`digest`: the best unseen papers for the asker, now (and marked as sent)."""
+        now = self.clock()
+        sub = self.store.get_subscription(
+            subscription_id("dm", ctx.platform, ctx.workspace, ctx.user)
+        )
+        since = (sub or {}).get("last_sent") or now - ON_DEMAND_LOOKBACK
+        ranked = self.builder.personal(ctx.uid, since=since, n=10)
+        if not ranked:
+            ranked = self.builder.personal(ctx.uid, since=0, n=10)
+        if not ranked:
+            return Reply(
+                "Nothing new for you right now: every paper in the library has been sent to you."
+            )
+        self.store.mark_seen(ctx.uid, [r.paper.id for r in ranked], now)
+        cards = [card(r, i + 1) for i, r in enumerate(ranked)]
+        return Reply(
+            f"Your digest: {len(cards)} papers ranked for you.", cards=cards, title="Your papers"
+        )
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(self, ctx: Context, rest: str) -> Reply:
+        """`subscribe [channel] [daily|weekly <day>] [HH:MM] [timezone]`."""
+        words = rest.split()
+        kind = "dm"
+        if words and words[0].lower() == "channel":
+            words = words[1:]
+            kind = "channel"
+            if ctx.is_dm or not ctx.channel:
+                return Reply(
+                    "Run `/papers subscribe channel` inside the channel that should get "
+                    "the team digest."
+                )
+        try:
+            schedule = parse_schedule(words)
+            tz = schedule.tz or (parse_timezone(ctx.timezone) if ctx.timezone else "UTC")
+        except SubscriptionError as exc:
+            return Reply(f"{exc}\n{help_text('subscribe')}")
+        target = ctx.user if kind == "dm" else str(ctx.channel)
+        sid = subscription_id(kind, ctx.platform, ctx.workspace, target)
+        existing = self.store.get_subscription(sid)
+        sub = Subscription(
+            id=sid,
+            kind=kind,
+            platform=ctx.platform,
+            workspace=ctx.workspace,
+            target=target,
+            owner=ctx.uid,
+            cadence=schedule.cadence,
+            weekday=schedule.weekday,
+            at=schedule.at or DEFAULT_TIME,
+            tz=tz,
+            created=self.clock(),
+        )
+        if existing:
+            # Keep history so an edit neither resends nor skips papers.
+            sub.last_sent, sub.last_period = existing.get("last_sent"), existing.get("last_period")
+            sub.created = existing.get("created", sub.created)
+        self.store.put_subscription(sid, sub.to_dict())
+        nxt = next_slot(sub, datetime.fromtimestamp(self.clock(), UTC))
+        where = "by DM" if kind == "dm" else "in this channel"
+        verb = "Updated" if existing else "Subscribed"
+        return Reply(
+            f"{verb}: a digest {where}, {sub.describe()}. Next one: "
+            f"{nxt.astimezone(_zone(tz)).strftime('%a %d %b %H:%M')} ({tz}).",
+            ephemeral=kind == "dm",
+        )
+
+    def unsubscribe(self, ctx: Context, rest: str) -> Reply:
+        """`unsubscribe [channel]`."""
+        if rest.lower().startswith("channel"):
+            if not ctx.channel or ctx.is_dm:
+                return Reply("Run `/papers unsubscribe channel` inside the channel.")
+            sid = subscription_id("channel", ctx.platform, ctx.workspace, ctx.channel)
+            gone = self.store.delete_subscription(sid)
+            return Reply(
+                "This channel's team digest is off." if gone else "This channel has no team digest."
+            )
+        if rest:
+            return Reply(help_text("unsubscribe"))
+        sid = subscription_id("dm", ctx.platform, ctx.workspace, ctx.user)
+        gone = self.store.delete_subscription(sid)
+        return Reply(
+            "Your DM digest is off. Your likes and saved papers stay."
+            if gone
+            else "You have no DM digest. `/papers subscribe` starts one."
+        )
+
+    def settings(self, ctx: Context, rest: str) -> Reply:
+        """`settings`: everything in effect for the asker."""
+        lines = ["*Your settings*"]
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        mine = [
+            Subscription.from_dict(s)
+            for s in self.store.subscriptions()
+            if s.get("owner") == ctx.uid
+            or (
+                s.get("kind") == "channel"
+                and ctx.channel
+                and s.get("target") == ctx.channel
+                and s.get("workspace") == ctx.workspace
+            )
+        ]
+        if not mine:
+            lines.append("• Digests: none. `/papers subscribe` for a daily DM.")
+        for sub in mine:
+            where = "DM digest" if sub.kind == "dm" else f"team digest in channel {sub.target}"
+            nxt = next_slot(sub, now).astimezone(_zone(sub.tz)).strftime("%a %d %b %H:%M")
+            lines.append(f"• {where}: {sub.describe()}; next {nxt}")
+        prefs = self.service.preferences(ctx.uid)
+        lines.append("• Topics: " + (", ".join(sorted(prefs.topics)) or "none"))
+        lines.append("• Excluded words: " + (", ".join(sorted(prefs.exclude)) or "none"))
+        lines.append("• Muted authors: " + (", ".join(sorted(prefs.muted)) or "none"))
+        feedback = self.store.user_feedback(ctx.uid)
+        likes = sum("like" in k for k in feedback.values())
+        dislikes = sum("dislike" in k for k in feedback.values())
+        lines.append(
+            f"• Feedback so far: {likes} 👍, {len(self.store.saved(ctx.uid))} 🔖, {dislikes} 👎"
+        )
+        lines.append(
+            f"• Timezone: {self.store.get_profile(ctx.uid).get('tz') or ctx.timezone or 'UTC'}"
+        )
+        return Reply("\n".join(lines))
+
+    # -- preferences ------------------------------------------------------------------------
+
+    def topics(self, ctx: Context, rest: str) -> Reply:
+        """`topics [add|remove|exclude|include] <words>`."""
+        action, _, words_text = rest.partition(" ")
+        action = action.lower()
+        phrases = _phrases(words_text)
+        if not action:
+            prefs = self.service.preferences(ctx.uid)
+            return Reply(
+                "Topics: "
+                + (", ".join(sorted(prefs.topics)) or "none")
+                + "\nExcluded: "
+                + (", ".join(sorted(prefs.exclude)) or "none")
+            )
+        if action not in ("add", "remove", "exclude", "include") or not phrases:
+            return Reply(help_text("topics"))
+        if action == "add":
+            self.store.add_words(ctx.uid, "topics", phrases)
+            return Reply(
+                "Boosting: " + ", ".join(phrases) + ". Papers on these rank higher for you."
+            )
+        if action == "remove":
+            removed = self.store.remove_words(ctx.uid, "topics", phrases)
+            removed += self.store.remove_words(ctx.uid, "exclude", phrases)
+            return Reply(f"Removed {removed} of: " + ", ".join(phrases) + ".")
+        if action == "include":
+            removed = self.store.remove_words(ctx.uid, "exclude", phrases)
+            return Reply(f"No longer excluding {removed} of: " + ", ".join(phrases) + ".")
+        self.store.add_words(ctx.uid, "exclude", phrases)
+        return Reply(
+            "Hiding papers that mention: "
+            + ", ".join(phrases)
+            + ". `/papers topics include <word>` undoes it."
+        )
+
+    def mute(self, ctx: Context, rest: str) -> Reply:
+        """`mute author <name>`."""
+        name = _author_arg(rest)
+        if not name:
+            return Reply(help_text("mute"))
+        self.store.add_words(ctx.uid, "muted", [name.casefold()])
+        return Reply(f"Muted {name}. `/papers unmute author {name}` undoes it.")
+
+    def unmute(self, ctx: Context, rest: str) -> Reply:
+        """`unmute author <name>`."""
+        name = _author_arg(rest)
+        if not name:
+            return Reply(help_text("unmute"))
+        gone = self.store.remove_words(ctx.uid, "muted", [name.casefold()])
+        return Reply(f"Unmuted {name}." if gone else f"{name} was not muted.")
+
+    # -- saved papers and export ----------------------------------------------------------------
+
+    def saved(self, ctx: Context, rest: str) -> Reply:
+        """`saved`: the asker's 🔖 papers."""
+        saved = self.store.saved(ctx.uid)
+        if not saved:
+            return Reply("Nothing saved yet: press 🔖 on a paper to keep it here.")
+        papers = self.store.get_papers([pid for pid, _ in saved[:20]])
+        cards = [
+            card(Ranked(paper, 0.0, Explanation()), i + 1)
+            for i, paper in enumerate(p for p in papers if p)
+        ]
+        more = (
+            f" (showing 20 of {len(saved)}; `/papers export` has them all)"
+            if len(saved) > 20
+            else ""
+        )
+        return Reply(f"Your saved papers{more}:", cards=cards)
+
+    def export(self, ctx: Context, rest: str) -> Reply:
+        """`export`: BibTeX of the saved papers."""
+        saved = self.store.saved(ctx.uid)
+        if not saved:
+            return Reply("Nothing saved yet, so nothing to export.")
+        papers = [p for p in self.store.get_papers([pid for pid, _ in saved]) if p]
+        return Reply(f"BibTeX for your {len(papers)} saved papers:\n```\n{to_bibtex(papers)}\n```")
+
+    def forget_me(self, ctx: Context, rest: str) -> Reply:
+        """`forget-me`, then `forget-me confirm` within five minutes."""
+        token = f"forget:{ctx.uid}"
+        if rest.lower() != "confirm":
+            self.store.mark(token, FORGET_WINDOW)
+            return Reply(
+                "This deletes everything paperbot knows about you: likes, saved papers, topics, "
+                "muted authors, subscriptions and digest history. It cannot be undone.\n"
+                "To go ahead, run `/papers forget-me confirm` within 5 minutes."
+            )
+        if not self.store.is_marked(token):
+            return Reply("Run `/papers forget-me` first; then confirm within 5 minutes.")
+        self.store.release_once(token)
+        self.store.forget_user(ctx.uid)
+        self.service.fold_in(ctx.uid)
+        return Reply("Done: everything about you is deleted. Thanks for trying paperbot.")
+
+
+def _phrases(text: str) -> list[str]:
+    """`a, b c` -> ["a", "b c"]; without commas every word is its own topic."""
+    text = text.strip()
+    if not text:
+        return []
+    parts = [p for p in (s.strip() for s in text.split(",")) if p] if "," in text else text.split()
+    return list(dict.fromkeys(p.casefold()[:80] for p in parts))[:20]
+
+
+def _author_arg(rest: str) -> str:
+    """`author Jane Doe` / `Jane Doe` -> `Jane Doe` (quotes stripped)."""
+    text = re.sub(r"^author\b", "", rest.strip(), flags=re.IGNORECASE).strip()
+    return text.strip("\"'“”")[:100]
+
+
+def _zone(name: str):
+    """A ZoneInfo, UTC for anything unknown."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(name)
+    except Exception:
+        return UTC
+
+
+__all__ = ["COMMANDS", "DAYS", "CommandService", "help_text"]

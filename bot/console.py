@@ -1,0 +1,150 @@
+"""The console chat: the same commands and feedback as Slack and Discord, in a terminal."""
+
+from __future__ import annotations
+
+import getpass
+import shlex
+import sys
+from collections.abc import Callable, Iterable
+from typing import TextIO
+
+from bot.commands import CommandService, help_text
+from bot.feedback import EMOJI, FeedbackHandler
+from bot.ports import Context, PaperCard, Reply
+from recommender.service import PaperService
+from recommender.types import Feedback
+
+# Console words for reactions (the emoji work too): `like 2`, `👍 2`, `unlike 2`.
+WORDS: dict[str, Feedback] = {
+    "like": Feedback.LIKE,
+    "save": Feedback.SAVE,
+    "dislike": Feedback.DISLIKE,
+    "mute": Feedback.MUTE,
+    **{k: v for k, v in EMOJI.items() if not k.isalpha()},
+}
+UNDO_WORDS = {"unlike": Feedback.LIKE, "unsave": Feedback.SAVE, "undislike": Feedback.DISLIKE}
+INTRO = """paperbot console — the chat commands, without Slack or Discord.
+Type a command (`search diffusion models`, `digest`, `subscribe`, `help`), react to a
+listed paper with `like 2`, `save 1`, `dislike 3`, `mute 4` (or 👍 2, 🔖 1, 👎 3),
+take it back with `unlike 2`, and `quit` to leave."""
+
+
+def render(reply: Reply) -> str:
+    """A reply as terminal text."""
+    lines = [reply.text]
+    for c in reply.cards:
+        lines.append(render_card(c))
+    if reply.footer:
+        lines.append(reply.footer)
+    return "\n".join(lines)
+
+
+def render_card(c: PaperCard) -> str:
+    """One numbered paper."""
+    head = f"\n[{c.position}] {c.title}"
+    meta = [x for x in (c.authors, c.published) if x]
+    parts = [head, f"    {' · '.join(meta)}" if meta else "", f"    {c.url}" if c.url else ""]
+    if c.blurb:
+        parts.append(f"    {c.blurb}")
+    extras = []
+    if c.code_url:
+        extras.append(f"code: {c.code_url}")
+    if c.upvotes:
+        extras.append(f"▲ {c.upvotes}")
+    if c.teammates:
+        extras.append(f"👥 {c.teammates} teammate{'s' if c.teammates != 1 else ''} liked this")
+    if extras:
+        parts.append("    " + " · ".join(extras))
+    if c.reason:
+        parts.append(f"    ↳ {c.reason}")
+    return "\n".join(p for p in parts if p)
+
+
+class Console:
+    """A REPL bound to one local person."""
+
+    def __init__(
+        self, service: PaperService, *, user: str | None = None, timezone: str | None = None
+    ) -> None:
+        self.service = service
+        self.commands = CommandService(service)
+        self.feedback = FeedbackHandler(service)
+        self.ctx = Context(
+            platform="console",
+            workspace="local",
+            user=user or _local_user(),
+            user_name=user or _local_user(),
+            timezone=timezone,
+            is_dm=True,
+        )
+        self.last: list[PaperCard] = []
+
+    def handle(self, line: str) -> str:
+        """Answer one line of input."""
+        text = line.strip()
+        if text.startswith("/papers"):
+            text = text[len("/papers") :].strip()
+        if not text:
+            return ""
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            words = text.split()
+        head = words[0].lower() if words else ""
+        if head in WORDS or head in UNDO_WORDS:
+            return self._react(head, words[1:])
+        reply = self.commands.handle(self.ctx, text)
+        if reply.cards:
+            self.last = reply.cards
+        return render(reply)
+
+    def _react(self, head: str, args: list[str]) -> str:
+        """`like 2` / `unlike 2`: feedback on a paper of the last list."""
+        kind = WORDS.get(head) or UNDO_WORDS[head]
+        removed = head in UNDO_WORDS
+        if not self.last:
+            return "Nothing to react to yet: run `search …` or `digest` first."
+        if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= len(self.last):
+            return f"Say which paper: `{head} 1` … `{head} {len(self.last)}`."
+        paper = self.last[int(args[0]) - 1]
+        outcome = self.feedback.apply(self.ctx, paper.paper_id, kind, removed=removed)
+        return outcome.message
+
+    def run(
+        self, lines: Iterable[str], out: TextIO, prompt: Callable[[], None] | None = None
+    ) -> None:
+        """Read lines until `quit` or end of input, answering each."""
+        print(INTRO, file=out)
+        for line in lines:
+            if line.strip().lower() in ("quit", "exit", ":q"):
+                break
+            answer = self.handle(line)
+            if answer:
+                print(answer, file=out)
+            if prompt:
+                prompt()
+        print("Bye. Your likes are kept for next time.", file=out)
+
+
+def _local_user() -> str:
+    """The login name, for a stable local identity."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "me"
+
+
+def interactive(console: Console) -> None:
+    """Run the REPL on the terminal."""
+
+    def lines() -> Iterable[str]:
+        while True:
+            try:
+                yield input("papers> ")
+            except (EOFError, KeyboardInterrupt):
+                return
+
+    console.run(lines(), sys.stdout)
+
+
+__all__ = ["Console", "help_text", "interactive", "render"]

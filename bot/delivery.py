@@ -1,0 +1,164 @@
+"""Sending digests: idempotent per subscriber and period, resumable, never lost.
+
+A digest is built once and parked in the outbox; papers are posted one message at a
+time and progress is recorded after each, so a crash or a platform error resumes where
+it stopped instead of re-sending. A `sent` marker per subscriber and period makes a
+retry, a restart or a second process a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from bot.digest import DigestBuilder
+from bot.ports import ChatPort, DeliveryError, Digest, PaperCard, Target
+from bot.subscriptions import Subscription, due
+from recommender.store import Store
+
+log = logging.getLogger(__name__)
+
+SENT_TTL = 40 * 86400  # longer than any period, so a period is never sent twice
+LOCK_TTL = 600  # one sender per digest at a time
+MAX_ATTEMPTS = 8
+
+
+def target_of(sub: Subscription) -> Target:
+    """Where a subscription's digests go."""
+    return Target(sub.platform, sub.workspace, sub.kind, sub.target)
+
+
+class Delivery:
+    """Runs due digests through the right platform adapter."""
+
+    def __init__(self, store: Store, builder: DigestBuilder, ports: dict[str, ChatPort]) -> None:
+        self.store = store
+        self.builder = builder
+        self.ports = ports
+
+    def due_subscriptions(self, now: datetime) -> list[tuple[Subscription, str]]:
+        """(subscription, period) for every digest due at `now`."""
+        out = []
+        for record in self.store.subscriptions():
+            sub = Subscription.from_dict(record)
+            if sub.platform not in self.ports:
+                continue
+            slot = due(sub, now)
+            if slot is not None:
+                out.append((sub, slot[0]))
+            elif self.store.get_pending(f"{sub.id}:{sub.last_period}"):
+                # A digest that failed earlier is retried until it goes out.
+                out.append((sub, sub.last_period or ""))
+        return out
+
+    async def run_due(self, now: datetime | None = None) -> dict[str, str]:
+        """Send every due digest; returns subscription id -> outcome."""
+        now = now or datetime.now(UTC)
+        results = {}
+        for sub, period in self.due_subscriptions(now):
+            results[sub.id] = await self.send(sub, period, now=now)
+        return results
+
+    async def send(self, sub: Subscription, period: str, *, now: datetime | None = None) -> str:
+        """Build (or resume) and post one digest: `sent`, `empty`, `skipped`, `retry`, `failed`."""
+        now = now or datetime.now(UTC)
+        key = f"{sub.id}:{period}"
+        if self.store.is_marked(f"sent:{key}"):
+            return "skipped"
+        if not self.store.once(f"sending:{key}", LOCK_TTL):
+            return "skipped"
+        try:
+            return await self._send_locked(sub, period, key, now)
+        finally:
+            self.store.release_once(f"sending:{key}")
+
+    async def _send_locked(self, sub: Subscription, period: str, key: str, now: datetime) -> str:
+        """The body of `send`, with the per-digest lock held."""
+        pending = self.store.get_pending(key)
+        if pending is None:
+            digest = await asyncio.to_thread(self.builder.digest_for, sub, period, now.timestamp())
+            if digest is None:
+                self._finish(sub, period, key, [], now)
+                return "empty"
+            pending = {"digest": _digest_dict(digest), "done": [], "thread": None, "attempts": 0}
+            self.store.put_pending(key, pending)
+            # Record the period at once: a failure now resumes this digest, not a new one.
+            sub.last_period = period
+            self.store.put_subscription(sub.id, sub.to_dict())
+        digest = _digest_from(pending["digest"])
+        port = self.ports[sub.platform]
+        target = target_of(sub)
+        try:
+            if pending["thread"] is None:
+                intro = await port.post_intro(target, digest)
+                pending["thread"] = intro.message_key
+                self.store.put_pending(key, pending)
+            for card in digest.cards:
+                if card.paper_id in pending["done"]:
+                    continue
+                sent = await port.post_card(target, digest, card, pending["thread"])
+                self.store.remember_message(
+                    sent.message_key,
+                    {"paper": card.paper_id, "sub": sub.id, "workspace": sub.workspace},
+                )
+                pending["done"].append(card.paper_id)
+                self.store.put_pending(key, pending)
+        except DeliveryError as exc:
+            pending["attempts"] += 1
+            pending["error"] = str(exc)
+            self.store.put_pending(key, pending)
+            log.warning("digest %s not delivered yet: %s", key, exc)
+            if exc.permanent and pending["attempts"] == 1:
+                await self._tell_owner(sub, exc)
+            if pending["attempts"] >= MAX_ATTEMPTS:
+                await self._tell_owner(sub, exc)
+                return "failed"
+            return "retry"
+        self._finish(sub, period, key, pending["done"], now)
+        return "sent"
+
+    def _finish(
+        self, sub: Subscription, period: str, key: str, papers: list[str], now: datetime
+    ) -> None:
+        """Bookkeeping after a digest went out (or had nothing to say)."""
+        self.store.mark_seen(sub.subscriber, papers, now.timestamp())
+        self.store.mark(f"sent:{key}", SENT_TTL)
+        self.store.clear_pending(key)
+        sub.last_period = period
+        sub.last_sent = now.timestamp()
+        self.store.put_subscription(sub.id, sub.to_dict())
+
+    async def _tell_owner(self, sub: Subscription, exc: DeliveryError) -> None:
+        """Let the person who set up a digest know why it is stuck (by DM, best effort)."""
+        if sub.kind != "channel":
+            return
+        port = self.ports[sub.platform]
+        owner_user = sub.owner.split(":")[-1]
+        text = (
+            f"I could not post the team digest to channel {sub.target} ({exc}). "
+            "Invite me to the channel (or check it still exists); I will keep the digest "
+            "and try again."
+        )
+        try:
+            await port.send_text(Target(sub.platform, sub.workspace, "dm", owner_user), text)
+        except DeliveryError as inner:
+            log.warning("could not notify %s either: %s", sub.owner, inner)
+
+
+def _digest_dict(digest: Digest) -> dict:
+    """JSON-ready digest for the outbox."""
+    return asdict(digest)
+
+
+def _digest_from(data: dict) -> Digest:
+    """Inverse of `_digest_dict`."""
+    cards = [PaperCard(**c) for c in data["cards"]]
+    return Digest(
+        subscription=data["subscription"],
+        title=data["title"],
+        intro=data["intro"],
+        cards=cards,
+        period=data["period"],
+    )

@@ -1,0 +1,313 @@
+"""APScheduler 3.x jobs (ingest per source) and the Redis lease that keeps one scheduler.
+
+Jobs are thin wrappers around `recommender.pipeline`. Several `paperbot run` processes may
+share one Redis; only the holder of the lease schedules, the others stand by and take
+over when the holder stops renewing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.config import Settings
+from recommender import pipeline
+from recommender.embeddings import TextEncoder
+from recommender.index import SearchIndex
+from recommender.store import PREFIX, Store, StoreUnavailable
+from recommender.types import IngestReport
+
+__all__ = [
+    "INGEST_JOB_PREFIX",
+    "Lease",
+    "Runtime",
+    "SchedulerService",
+    "add_ingest_jobs",
+    "build_scheduler",
+    "embed_safely",
+    "ingest_job",
+    "ingest_with_settings",
+    "source_options",
+]
+
+log = logging.getLogger(__name__)
+
+INGEST_JOB_PREFIX = "ingest:"
+LEASE_NAME = "scheduler"
+LEASE_TTL = 30.0
+# Longest a late run may still start: an ingest an hour late is still worth running once,
+# but not past half an interval, when the next regular run is near anyway.
+MAX_MISFIRE_GRACE = 15 * 60
+
+
+@dataclass
+class Runtime:
+    """What jobs need at run time: settings, the store, the encoder and the live index."""
+
+    settings: Settings
+    store: Store
+    encoder: TextEncoder | None = None
+    index: SearchIndex | None = None
+    # Builds the encoder on first use: importing it costs seconds that a run with nothing
+    # new to embed should not pay.
+    encoder_factory: Callable[[], TextEncoder | None] | None = None
+    # Reports of the most recent run per source, for status output and tests.
+    last_reports: dict[str, IngestReport] = field(default_factory=dict)
+
+    def get_encoder(self) -> TextEncoder | None:
+        """The encoder, built by `encoder_factory` the first time it is needed."""
+        if self.encoder is None and self.encoder_factory is not None:
+            factory, self.encoder_factory = self.encoder_factory, None
+            self.encoder = factory()
+        return self.encoder
+
+
+def source_options(settings: Settings, kind: str, **overrides: Any) -> dict[str, Any]:
+    """`pipeline.ingest_source` keyword arguments for source `kind` from the settings.
+
+    Overrides with a None value are ignored, so CLI options that were not given fall back
+    to the configuration.
+    """
+    options: dict[str, Any] = {"timeout": settings.http_timeout}
+    base_url = settings.base_url(kind)
+    if base_url:
+        options["base_url"] = base_url
+    if kind in ("arxiv", "rss"):
+        options["categories"] = list(settings.categories)
+    if kind == "arxiv" and settings.arxiv_query:
+        options["query"] = settings.arxiv_query
+    if kind == "jsonl" and settings.jsonl_path is not None:
+        options["path"] = settings.jsonl_path
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return options
+
+
+def ingest_with_settings(
+    runtime: Runtime,
+    kind: str,
+    *,
+    progress: pipeline.Progress | None = None,
+    **overrides: Any,
+) -> IngestReport:
+    """Ingest one source, then embed and index what changed (the whole per-source flow)."""
+    options = source_options(runtime.settings, kind, **overrides)
+    report = pipeline.ingest_source(runtime.store, kind, progress=progress, **options)
+    changed = [*report.new_ids, *report.updated_ids]
+    if changed:
+        embed_safely(runtime, changed, progress)
+        if runtime.index is not None:
+            pipeline.refresh_index(runtime.index, runtime.store, paper_ids=changed)
+    runtime.last_reports[kind] = report
+    return report
+
+
+def embed_safely(
+    runtime: Runtime, paper_ids: Sequence[str], progress: pipeline.Progress | None = None
+) -> int:
+    """Embed papers into the store's cache; an encoder failure is logged, not raised."""
+    try:
+        encoder = runtime.get_encoder() if paper_ids else None
+        return pipeline.embed_new(runtime.store, encoder, paper_ids, progress=progress)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # the papers are stored; missing vectors are computed later
+        log.warning("embedding skipped: %s: %s", type(exc).__name__, _first_line(exc))
+        return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line log entry."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def ingest_job(runtime: Runtime, kind: str) -> IngestReport | None:
+    """The scheduled ingest of one source: never raises, logs one line per run."""
+    try:
+        report = ingest_with_settings(runtime, kind)
+    except StoreUnavailable as exc:
+        log.error("ingest %s: %s", kind, exc)
+        return None
+    except Exception as exc:
+        log.error("ingest %s failed: %s: %s", kind, type(exc).__name__, _first_line(exc))
+        log.debug("ingest %s traceback", kind, exc_info=True)
+        return None
+    if report.error:
+        log.error("ingest %s: %s", report.source, report.error)
+    else:
+        log.info("ingest %s", report.summary())
+    return report
+
+
+def build_scheduler(runtime: Runtime, *, run_now: bool = True) -> BackgroundScheduler:
+    """A scheduler (not started) with one interval ingest job per configured source."""
+    interval = timedelta(minutes=runtime.settings.ingest_interval_minutes)
+    grace = int(min(MAX_MISFIRE_GRACE, max(60, interval.total_seconds() // 2)))
+    scheduler = BackgroundScheduler(
+        # One worker: two sources ingesting at once could both merge the same paper
+        # (read-modify-write), and one would lose the other's fields.
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+        timezone=UTC,
+    )
+    add_ingest_jobs(scheduler, runtime, run_now=run_now)
+    return scheduler
+
+
+def add_ingest_jobs(
+    scheduler: BackgroundScheduler, runtime: Runtime, *, run_now: bool = True
+) -> list[str]:
+    """Add (or replace) the ingest job of every configured source; returns the job ids."""
+    settings = runtime.settings
+    job_ids = []
+    for kind in settings.sources:
+        extra: dict[str, Any] = {}
+        if run_now:
+            # Ingest at start-up rather than an interval later.
+            extra["next_run_time"] = datetime.now(UTC)
+        job = scheduler.add_job(
+            ingest_job,
+            "interval",
+            minutes=settings.ingest_interval_minutes,
+            id=f"{INGEST_JOB_PREFIX}{kind}",
+            name=f"ingest {kind}",
+            args=[runtime, kind],
+            replace_existing=True,
+            **extra,
+        )
+        job_ids.append(job.id)
+    return job_ids
+
+
+# -- the lease ---------------------------------------------------------------------------
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class Lease:
+    """A Redis lock with a random token and a TTL: SET NX PX to take, checked PEXPIRE to renew.
+
+    Renew and release compare the token first (in one Lua call), so a process whose lease
+    expired can never extend or delete the lease another process took since.
+    """
+
+    def __init__(self, store: Store, name: str = LEASE_NAME, ttl: float = LEASE_TTL) -> None:
+        """A lease on `pb:lease:<name>` lasting `ttl` seconds unless renewed."""
+        self.store = store
+        self.key = f"{PREFIX}lease:{name}"
+        self.ttl_ms = max(1, int(ttl * 1000))
+        self.token = secrets.token_hex(16)
+
+    def acquire(self) -> bool:
+        """Take the lease if nobody holds it (or it is already ours, which renews it)."""
+        if self.store.r.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            return True
+        return self.renew()
+
+    def renew(self) -> bool:
+        """Extend our lease; False if it expired and is gone or held by someone else."""
+        return bool(self.store.r.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+
+    def release(self) -> bool:
+        """Give the lease up now so a standby process can take over at once."""
+        return bool(self.store.r.eval(_RELEASE, 1, self.key, self.token))
+
+    def holder(self) -> str | None:
+        """The current token, whoever holds it (for diagnostics)."""
+        raw = self.store.r.get(self.key)
+        return raw.decode() if raw else None
+
+
+class SchedulerService:
+    """Runs the scheduler only while this process holds the lease; stands by otherwise."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        lease_ttl: float = LEASE_TTL,
+        run_now: bool = True,
+        scheduler_factory: Callable[..., BackgroundScheduler] = build_scheduler,
+    ) -> None:
+        """A service for `runtime`; call `run` (blocking) or `tick` repeatedly."""
+        self.runtime = runtime
+        self.lease = Lease(runtime.store, ttl=lease_ttl)
+        self.lease_ttl = lease_ttl
+        self.run_now = run_now
+        self.scheduler_factory = scheduler_factory
+        self.scheduler: BackgroundScheduler | None = None
+        self._said_standby = False
+        self._said_unreachable = False
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process is scheduling jobs right now."""
+        return self.scheduler is not None
+
+    def tick(self) -> bool:
+        """Take or renew the lease, start or stop the scheduler to match; returns is_leader."""
+        try:
+            held = self.lease.renew() if self.is_leader else self.lease.acquire()
+            self._said_unreachable = False
+        except Exception as exc:  # Redis down: safer to stop scheduling than to risk two
+            if not self._said_unreachable:
+                log.warning("scheduler lease check failed: %s", _first_line(exc))
+                self._said_unreachable = True
+            held = False
+        if held and self.scheduler is None:
+            self.scheduler = self.scheduler_factory(self.runtime, run_now=self.run_now)
+            self.scheduler.start()
+            self._said_standby = False
+            jobs = ", ".join(job.id for job in self.scheduler.get_jobs())
+            log.info("holding the scheduler lease; jobs: %s", jobs)
+        elif not held and self.scheduler is not None:
+            log.warning("scheduler lease lost; stopping jobs until it can be taken again")
+            self._stop_scheduler(wait=False)
+        elif not held and not self._said_standby:
+            log.info("another paperbot process holds the scheduler lease; standing by")
+            self._said_standby = True
+        return self.is_leader
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every third of the lease TTL until `stop` is set, then shut down cleanly."""
+        try:
+            while not stop.is_set():
+                self.tick()
+                stop.wait(self.lease_ttl / 3)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the scheduler (waiting for a running job) and release the lease."""
+        was_leader = self.is_leader
+        self._stop_scheduler(wait=True)
+        if was_leader:
+            try:
+                self.lease.release()
+            except Exception as exc:  # it expires by itself within the TTL anyway
+                log.warning("could not release the scheduler lease: %s", exc)
+
+    def _stop_scheduler(self, *, wait: bool) -> None:
+        """Shut the scheduler down if it runs."""
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=wait)

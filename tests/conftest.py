@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: a real Redis server and the captured fixtures folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recommender.store import Store, StoreUnavailable
+
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the Redis server the tests may flush (`PAPERBOT_TEST_REDIS_URL`)."""
+    url = os.environ.get("PAPERBOT_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    try:
+        probe = Store.connect(url)
+    except StoreUnavailable as exc:
+        # Integration tests never fall back to a fake: without a server they cannot run.
+        pytest.exit(
+            f"integration tests need a real Redis server ({exc}); start redis-server or "
+            "set PAPERBOT_TEST_REDIS_URL to one whose paperbot keys may be deleted",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
+    probe.close()
+    return url
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[Store]:
+    """A Store on the test Redis with every `pb:` key deleted before and after the test."""
+    connected = Store.connect(redis_url)
+    connected.flush_prefix()
+    try:
+        yield connected
+    finally:
+        connected.flush_prefix()
+        connected.close()
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The folder of real captured API responses (see its README)."""
+    return Path(__file__).resolve().parent / "fixtures"

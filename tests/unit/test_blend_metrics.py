@@ -1,0 +1,195 @@
+"""Blend-weight tuning on constructed validation sets, and the ranking metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recommender import blend
+from recommender.metrics import hits_matrix, intra_list_similarity, recall_ndcg, top_k
+
+KS = (5, 10, 20, 50)
+
+
+def relevance(rng: np.random.Generator, users: int, items: int, per_user: int) -> np.ndarray:
+    """A users × items boolean matrix with `per_user` relevant items in each row."""
+    relevant = np.zeros((users, items), dtype=bool)
+    for u in range(users):
+        relevant[u, rng.choice(items, per_user, replace=False)] = True
+    return relevant
+
+
+def validation_set(signals: list[np.ndarray], relevant: np.ndarray) -> blend.ValidationSet:
+    """A ValidationSet whose pool is every item, with the given per-signal scores."""
+    z = np.stack(signals, axis=1).astype(np.float32)
+    z = (z - z.mean(axis=2, keepdims=True)) / z.std(axis=2, keepdims=True)
+    n_relevant = relevant.sum(axis=1)
+    return blend.ValidationSet([f"s{i}" for i in range(len(signals))], z, relevant, n_relevant, KS)
+
+
+def single_recalls(val: blend.ValidationSet) -> np.ndarray:
+    """Recall at each k of each signal on its own (signals × ks)."""
+    n = len(val.signals)
+    return np.stack([val.recall(np.eye(n)[s]) for s in range(n)])
+
+
+# ---------------------------------------------------------------- blend
+
+
+def test_noise_signal_gets_no_weight() -> None:
+    rng = np.random.default_rng(0)
+    relevant = relevance(rng, 200, 300, 10)
+    informative = relevant * 1.5 + rng.normal(size=relevant.shape)
+    noise = rng.normal(size=relevant.shape)
+    val = validation_set([informative, noise], relevant)
+    weights, evidence = blend.tune_weights([val])
+    assert weights[0] == 1.0
+    assert weights[1] <= 0.1  # at most a sliver, picked up from chance agreement
+    blended = val.recall(weights)
+    singles = single_recalls(val)
+    assert singles[0].min() > singles[1].max()  # the construction did what it says
+    assert (blended >= singles.max(axis=0) * (1 - blend.TOLERANCE) - 1e-9).all()
+    assert evidence["ks"] == list(KS)
+    assert evidence["task0:blend"] == pytest.approx(blended.round(4).tolist())
+    assert evidence["task0:single:s1"] == pytest.approx(singles[1].round(4).tolist())
+
+
+def test_noise_listed_first_still_gets_no_weight() -> None:
+    rng = np.random.default_rng(1)
+    relevant = relevance(rng, 200, 300, 10)
+    informative = relevant * 1.5 + rng.normal(size=relevant.shape)
+    noise = rng.normal(size=relevant.shape)
+    val = validation_set([noise, informative], relevant)
+    weights, _ = blend.tune_weights([val])
+    assert weights[1] == 1.0
+    assert weights[0] <= 0.1
+
+
+def test_complementary_signals_blend_beats_both() -> None:
+    rng = np.random.default_rng(2)
+    users, items = 150, 300
+    relevant = relevance(rng, users, items, 10)
+    # Each signal sees half of every user's relevant items, and nothing about the other half.
+    first_half = np.zeros_like(relevant)
+    for u in range(users):
+        first_half[u, np.flatnonzero(relevant[u])[:5]] = True
+    second_half = relevant & ~first_half
+    a = 3.0 * first_half + rng.normal(size=relevant.shape)
+    b = 3.0 * second_half + rng.normal(size=relevant.shape)
+    val = validation_set([a, b], relevant)
+    weights, _ = blend.tune_weights([val])
+    assert weights.min() >= 0.3  # both signals are used
+    blended = val.recall(weights)
+    singles = single_recalls(val)
+    # Alone, each finds about its half (plus a few of the other half by chance, deep down).
+    assert singles.max(axis=0)[KS.index(20)] <= 0.55
+    best = singles.max(axis=0)
+    # Past the depth where one half fits, the blend finds more than either signal ...
+    assert (blended[1:] > best[1:] + 0.01).all()
+    # ... and far more once there is room for both halves.
+    assert (blended[2:] > best[2:] + 0.05).all()
+    # At depth 5 no ranking can find more than half, and the blend stays close to the best.
+    assert blended[0] >= best[0] - 0.03
+
+
+def test_tune_weights_over_two_tasks_never_drops_below_either_best_single() -> None:
+    rng = np.random.default_rng(3)
+    vals = []
+    for strength in (1.5, 0.8):
+        relevant = relevance(rng, 120, 250, 8)
+        informative = relevant * strength + rng.normal(size=relevant.shape)
+        partial = relevant * strength * 0.6 + rng.normal(size=relevant.shape)
+        vals.append(validation_set([informative, partial], relevant))
+    weights, evidence = blend.tune_weights(vals)
+    for t, val in enumerate(vals):
+        best = single_recalls(val).max(axis=0)
+        assert (val.recall(weights) >= best * (1 - blend.TOLERANCE) - 1e-9).all()
+        assert f"task{t}:blend" in evidence
+
+
+def test_pool_and_build_validation_mark_excluded_and_padding_dead() -> None:
+    scores = [
+        np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0, -1.0, -2.0]]),
+        np.array([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]]),
+    ]
+    excluded = np.zeros((1, 8), dtype=bool)
+    excluded[0, 0] = True  # the user's own training item
+    pools = blend.pool_candidates(scores, 2, excluded)
+    assert set(pools[0][pools[0] >= 0]) == {1, 2, 6, 7}
+    val = blend.build_validation(["a", "b"], scores, pools, [np.array([0, 2])], excluded, (2,))
+    assert val.relevant.sum() == 1  # item 0 is excluded, so only item 2 can count
+    dead = pools[0] < 0
+    assert (val.z[0][:, dead] == -1e9).all()
+    assert val.n_relevant.tolist() == [2]
+    assert val.recall(np.array([1.0, 0.0])).tolist() == [0.5]  # a ranks 1, 2: item 2 found
+    assert val.recall(np.array([0.0, 1.0])).tolist() == [0.0]  # b ranks 7, 6
+
+
+def test_pool_is_every_item_when_pools_would_cover_the_catalogue() -> None:
+    scores = [np.zeros((2, 6)), np.zeros((2, 6))]
+    pools = blend.pool_candidates(scores, 3, None)
+    assert pools.tolist() == [list(range(6))] * 2
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_top_k_orders_best_first() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [3.0, 1.0, 2.0, 0.0]])
+    assert top_k(scores, 2).tolist() == [[1, 3], [0, 2]]
+    assert top_k(scores, 4).tolist() == [[1, 3, 2, 0], [0, 2, 1, 3]]
+    assert top_k(scores, 10).tolist() == [[1, 3, 2, 0], [0, 2, 1, 3]]  # k capped
+    assert top_k(scores, 0).shape == (2, 0)
+
+
+def test_top_k_never_prefers_minus_infinity() -> None:
+    scores = np.array([[-np.inf, -5.0, -np.inf, -1.0]])
+    assert top_k(scores, 2).tolist() == [[3, 1]]
+    assert set(top_k(scores, 3)[0, :2]) == {3, 1}
+
+
+def test_recall_ndcg_hand_computed() -> None:
+    hits = np.array([[True, False, True], [False, False, False], [False, True, False]])
+    n_relevant = np.array([2, 1, 3])
+    out = recall_ndcg(hits, n_relevant, (1, 2, 3, 5))
+    d2, d3 = 1 / math.log2(3), 1 / math.log2(4)
+    assert out["recall@1"].tolist() == pytest.approx([0.5, 0.0, 0.0])
+    assert out["recall@2"].tolist() == pytest.approx([0.5, 0.0, 1 / 3])
+    assert out["recall@3"].tolist() == pytest.approx([1.0, 0.0, 1 / 3])
+    assert out["recall@5"].tolist() == pytest.approx([1.0, 0.0, 1 / 3])  # k beyond the list
+    assert out["ndcg@1"].tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert out["ndcg@2"].tolist() == pytest.approx([1 / (1 + d2), 0.0, d2 / (1 + d2)])
+    assert out["ndcg@3"].tolist() == pytest.approx([(1 + d3) / (1 + d2), 0.0, d2 / (1 + d2 + d3)])
+
+
+def test_ndcg_is_one_for_a_perfect_ranking() -> None:
+    hits = np.array([[True, True, False, False]])
+    out = recall_ndcg(hits, np.array([2]), (1, 2, 4))
+    assert [out[f"ndcg@{k}"][0] for k in (1, 2, 4)] == pytest.approx([1.0, 1.0, 1.0])
+    assert out["recall@1"][0] == pytest.approx(0.5)
+
+
+def test_hits_matrix() -> None:
+    ranked = np.array([[4, 2, 7], [1, 0, 3]])
+    hits = hits_matrix(ranked, [np.array([7, 4]), np.array([], dtype=np.int64)])
+    assert hits.tolist() == [[True, False, True], [False, False, False]]
+
+
+def test_intra_list_similarity() -> None:
+    vectors = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    assert intra_list_similarity(vectors, np.array([[0, 1]])) == pytest.approx(1.0)
+    assert intra_list_similarity(vectors, np.array([[0, 2]])) == pytest.approx(0.0)
+    assert intra_list_similarity(vectors, np.array([[0, 1, 2]])) == pytest.approx(1 / 3)
+    # Mean over lists.
+    assert intra_list_similarity(vectors, np.array([[0, 1], [0, 2]])) == pytest.approx(0.5)
+    assert intra_list_similarity(vectors, np.array([[0, 3]])) == pytest.approx(math.sqrt(0.5))
+    assert intra_list_similarity(vectors, np.array([[0], [1]])) == 0.0
+
+
+def test_intra_list_similarity_of_no_lists_is_zero() -> None:
+    """Regression: an empty set of lists (no user had a full list) used to raise."""
+    vectors = np.eye(3)
+    assert intra_list_similarity(vectors, np.array([])) == 0.0
+    assert intra_list_similarity(vectors, np.zeros((0, 10), dtype=np.int64)) == 0.0
