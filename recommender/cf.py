@@ -56,24 +56,24 @@ def fit_als(
 
     `warm` starts from given factors (a refit after validation needs few iterations).
     """
-    model = _new_als(params, seed)
-    if iterations is not None:
-        model.iterations = iterations
-    if warm is not None:
-        model.user_factors = warm[0].astype(np.float32, copy=True)
-        model.item_factors = warm[1].astype(np.float32, copy=True)
     # One BLAS thread: OpenBLAS and implicit's own threads otherwise fight over the cores.
     with threadpool_limits(1, "blas"):
+        model = _new_als(params, seed)
+        if iterations is not None:
+            model.iterations = iterations
+        if warm is not None:
+            model.user_factors = warm[0].astype(np.float32, copy=True)
+            model.item_factors = warm[1].astype(np.float32, copy=True)
         model.fit(matrix.astype(np.float32), show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
 def fold_in_users(rows: sp.csr_matrix, item_factors: np.ndarray, params: AlsParams) -> np.ndarray:
     """User factors for rows of confidences, given fixed item factors (no refit)."""
-    model = _new_als(params, 0)
-    model.item_factors = item_factors.astype(np.float32, copy=False)
-    model.user_factors = np.zeros((rows.shape[0], item_factors.shape[1]), dtype=np.float32)
     with threadpool_limits(1, "blas"):
+        model = _new_als(params, 0)
+        model.item_factors = item_factors.astype(np.float32, copy=False)
+        model.user_factors = np.zeros((rows.shape[0], item_factors.shape[1]), dtype=np.float32)
         out = model.recalculate_user(np.arange(rows.shape[0]), rows.astype(np.float32))
     return np.atleast_2d(np.asarray(out, dtype=np.float32))
 

@@ -51,6 +51,8 @@ DENSE = ("content", "imc", "als", "pop")
 SPARSE = ("tfidf", "knn")
 TUNE_KS = (10, 20, 50, 100, 300)
 FORMAT_VERSION = 1
+# Cosine (centred embeddings) above which a liked paper may be named in an explanation.
+EXPLAIN_MIN_SIMILARITY = 0.3
 
 
 @dataclass(slots=True)
@@ -895,10 +897,13 @@ class HybridRecommender:
         )
         if self.knn.shape[0]:
             contrib += w[3] / sigma[3] * weights * self.knn[liked][:, [col]].toarray().ravel()
-        order = np.argsort(-contrib)[:max_papers]
-        papers = tuple(
-            (self.paper_ids[liked[i]], self.titles[liked[i]]) for i in order if contrib[i] > 0
-        )
+        # Only name a liked paper that is genuinely close (in content, or liked by the
+        # same people): "because you liked X" must read as true to the person.
+        close = self.items.dense[liked] @ target >= EXPLAIN_MIN_SIMILARITY
+        if self.knn.shape[0]:
+            close |= self.knn[liked][:, [col]].toarray().ravel() > 0
+        order = [i for i in np.argsort(-contrib) if contrib[i] > 0 and close[i]][:max_papers]
+        papers = tuple((self.paper_ids[liked[i]], self.titles[liked[i]]) for i in order)
         words = self._shared_words(row, col)
         return Explanation(papers=papers, words=words, reason=self._community_reason(col))
 
@@ -907,9 +912,11 @@ class HybridRecommender:
         profile = (row.multiply(row > 0) @ self.items.tfidf).toarray().ravel()
         paper = self.items.tfidf[col].toarray().ravel()
         joint = profile * paper
-        top = [int(i) for i in np.argsort(-joint)[:k] if joint[i] > 0]
         vocab = self.content_model.vectorizer.get_feature_names_out()
-        return tuple(str(vocab[i]) for i in top)
+        # Only words that carry weight in both: a list of generic words explains nothing.
+        floor = 0.1 * float(joint.max()) if joint.size else 0.0
+        top = [int(i) for i in np.argsort(-joint)[: k * 3] if joint[i] > max(floor, 0.0)]
+        return tuple(str(vocab[i]) for i in top if len(str(vocab[i])) >= 4)[:k]
 
     def _community_reason(self, col: int) -> str:
         """A reason for users without history."""
@@ -917,7 +924,7 @@ class HybridRecommender:
             return "Popular with the community"
         if self.item_count[col] > 0:
             return "Popular with your team"
-        return "Fresh on arXiv"
+        return "New in the library"
 
     # ------------------------------------------------------------------ persistence
 

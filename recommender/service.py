@@ -65,6 +65,8 @@ class Preferences:
 _WORD = re.compile(r"\w+", re.UNICODE)
 # How much one matching boosted topic adds, in units of a person's score spread.
 TOPIC_BOOST = 1.0
+# Digest diversity: mostly relevance, with enough variety that ten near-copies never show.
+MMR_LAMBDA = 0.85
 
 
 def _words(text: str) -> set[str]:
@@ -250,6 +252,7 @@ class PaperService:
         prefs: Preferences | None = None,
         diversify: bool = True,
         boost: dict[str, float] | None = None,
+        exclude_rated: bool = True,
     ) -> list[Ranked]:
         """Rank candidate papers for one person, or for a team (members' combined taste).
 
@@ -258,7 +261,11 @@ class PaperService:
         """
         prefs = prefs or Preferences()
         model = self.ensure_model()
-        pool = [p for p in candidates if self._allowed(p, prefs)]
+        rated: set[str] = set()
+        if exclude_rated and len(members) == 1:
+            # A digest never offers what the person already reacted to.
+            rated = set(self.store.user_feedback(members[0]))
+        pool = [p for p in candidates if p.id not in rated and self._allowed(p, prefs)]
         if not pool:
             return []
         missing = [p for p in pool if p.id not in model.pidx]
@@ -274,9 +281,7 @@ class PaperService:
         z = (raw - raw.mean(axis=1, keepdims=True)) / np.where(spread > 1e-9, spread, 1.0)
         score = z.mean(axis=0)
         if prefs.topics:
-            for j, paper in enumerate(pool):
-                bag = _words(paper_text(paper))
-                score[j] += TOPIC_BOOST * sum(_matches(paper, t, bag) for t in prefs.topics)
+            score += self._topic_boost(model, pool, cols, sorted(prefs.topics))
         if boost:
             score += np.array([boost.get(p.id, 0.0) for p in pool])
         order = self._diversified(model, cols, score, n) if diversify else np.argsort(-score)[:n]
@@ -290,6 +295,26 @@ class PaperService:
                 explanation = self._team_explanation(model, members, paper)
             out.append(Ranked(paper, float(score[j]), explanation))
         return out
+
+    def _topic_boost(
+        self, model: HybridRecommender, pool: Sequence[Paper], cols: np.ndarray, topics: list[str]
+    ) -> np.ndarray:
+        """Boost for papers on a person's topics: exact words, and meaning when embeddings exist.
+
+        The meaning part lets `segmentation` lift "Segment Anything" although no word matches.
+        """
+        boost = np.zeros(len(pool), dtype=np.float32)
+        for j, paper in enumerate(pool):
+            bag = _words(paper_text(paper))
+            boost[j] += TOPIC_BOOST * sum(_matches(paper, t, bag) for t in topics)
+        if self.encoder is not None and model.content_model.dense_kind == "embedding":
+            vectors = embed_cached(self.encoder, topics, _StoreCache(self))
+            centred = vectors - model.content_model.mean
+            centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
+            sims = model.items.dense[cols] @ centred.T
+            z = (sims - sims.mean(axis=0)) / np.maximum(sims.std(axis=0), 1e-9)
+            boost += TOPIC_BOOST * np.maximum(z, 0).sum(axis=1)
+        return boost
 
     def _allowed(self, paper: Paper, prefs: Preferences) -> bool:
         """Hard filters: excluded words and muted authors."""
@@ -308,7 +333,7 @@ class PaperService:
         model: HybridRecommender, cols: np.ndarray, score: np.ndarray, n: int
     ) -> list[int]:
         """MMR over the candidates: relevant first, then unlike what is already picked."""
-        lam = model.config.mmr_lambda
+        lam = MMR_LAMBDA
         vec = model.items.dense[cols]
         rel = (score - score.min()) / max(float(score.max() - score.min()), 1e-9)
         picked: list[int] = []
@@ -360,6 +385,7 @@ class PaperService:
             prefs=prefs,
             diversify=False,
             boost={k: 2.0 * v for k, v in boost.items()},
+            exclude_rated=False,
         )
         return ranked[:n]
 
