@@ -88,10 +88,20 @@ ALIASES = {
 }
 
 
+# Bidi embeddings, overrides and isolates: they could make a reply read differently.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_text(text: str) -> str:
-    """Trim, cap the length and drop control characters (keeps every script and emoji)."""
+    """Trim, cap the length and drop control characters (keeps every script and emoji).
+
+    Joiners stay (emoji sequences like 👩‍🔬, Persian and Indic words need them), and so do
+    characters newer than this Python's Unicode tables (new emoji).
+    """
     text = (text or "")[:MAX_TEXT]
-    text = "".join(ch if ch in "\t\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI else ch for ch in text
+    )
     return " ".join(text.split())
 
 
@@ -132,7 +142,7 @@ class CommandService:
             "saved": self.saved,
             "export": self.export,
             "forget-me": self.forget_me,
-            "help": lambda ctx, rest: Reply(help_text(rest.strip().lower() or None)),
+            "help": lambda ctx, rest: Reply(help_text(_command_name(rest) or None)),
         }
 
     def handle(self, ctx: Context, text: str) -> Reply:
@@ -398,6 +408,12 @@ class CommandService:
         self.store.forget_user(ctx.uid)
         self.service.fold_in(ctx.uid)
         return Reply("Done: everything about you is deleted. Thanks for trying paperbot.")
+
+
+def _command_name(text: str) -> str:
+    """`Search` / `/sub` / `find` -> the command's name (aliases resolved)."""
+    name = text.strip().lower().lstrip("/")
+    return ALIASES.get(name, name)
 
 
 def _phrases(text: str) -> list[str]:

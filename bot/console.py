@@ -91,7 +91,9 @@ class Console:
         except ValueError:
             words = text.split()
         head = words[0].lower() if words else ""
-        if head in WORDS or head in UNDO_WORDS:
+        # `mute 2` reacts to a listed paper; `mute author Jane Doe` is the command.
+        command = head == "mute" and len(words) > 1 and not words[1].isdigit()
+        if (head in WORDS or head in UNDO_WORDS) and not command:
             return self._react(head, words[1:])
         reply = self.commands.handle(self.ctx, text)
         if reply.cards:

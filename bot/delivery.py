@@ -105,6 +105,9 @@ class Delivery:
                 )
                 pending["done"].append(card.paper_id)
                 self.store.put_pending(key, pending)
+                # Posted is sent: a later digest must not offer it again, even if this one
+                # never completes.
+                self.store.mark_seen(sub.subscriber, [card.paper_id], now.timestamp())
         except DeliveryError as exc:
             pending["attempts"] += 1
             pending["error"] = str(exc)
@@ -113,7 +116,9 @@ class Delivery:
             if exc.permanent and pending["attempts"] == 1:
                 await self._tell_owner(sub, exc)
             if pending["attempts"] >= MAX_ATTEMPTS:
-                await self._tell_owner(sub, exc)
+                # Tell once when giving up hope, not again on every later retry.
+                if pending["attempts"] == MAX_ATTEMPTS:
+                    await self._tell_owner(sub, exc)
                 return "failed"
             return "retry"
         self._finish(sub, period, key, pending["done"], now)

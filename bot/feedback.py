@@ -43,10 +43,15 @@ UNDO = {
 }
 
 
+# Unicode skin-tone modifiers (Discord sends `👍🏽`) and the emoji variation selector.
+_MODIFIERS = dict.fromkeys([*range(0x1F3FB, 0x1F400), 0xFE0F])
+_PLAIN = {k.translate(_MODIFIERS): v for k, v in EMOJI.items()}
+
+
 def emoji_feedback(name: str) -> Feedback | None:
     """The feedback an emoji stands for (skin tones ignored), or None."""
     base = name.split("::")[0].strip(":")
-    return EMOJI.get(base)
+    return _PLAIN.get(base.translate(_MODIFIERS))
 
 
 def button_value(kind: Feedback, paper_id: str) -> str:

@@ -164,14 +164,24 @@ def _day(word: str) -> int | None:
 
 
 def _local(day: date, at: str, tz: ZoneInfo) -> datetime:
-    """The UTC instant of wall-clock `at` on `day` in `tz` (gaps shift forward)."""
+    """The UTC instant of wall-clock `at` on `day` in `tz` (a time in a gap: the gap's end)."""
     hour, minute = (int(x) for x in at.split(":"))
     local = datetime.combine(day, dtime(hour, minute), tzinfo=tz)
-    # Round-tripping through UTC normalises a non-existent time to just after the gap.
+    # An ambiguous time reads as its first occurrence (fold=0).
     instant = local.astimezone(UTC)
-    if instant.astimezone(tz).replace(tzinfo=None) < local.replace(tzinfo=None):
-        instant = (local.replace(fold=1)).astimezone(UTC)
-    return instant
+    if instant.astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return instant
+    # `at` does not exist (clocks sprang forward): the two readings of it lie either side
+    # of the change, so search between them for the first instant with the new offset.
+    after = instant.astimezone(tz).utcoffset()
+    lo, hi = int(local.replace(fold=1).astimezone(UTC).timestamp()), int(instant.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC)
 
 
 def latest_slot(sub: Subscription, now: datetime) -> tuple[str, datetime] | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.metrics import hits_matrix, recall_ndcg, top_k
+from recommender.metrics import hits_matrix, top_k
 
 # Relative weights tried for each signal during coordinate ascent.
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -28,14 +28,37 @@ class ValidationSet:
     relevant: np.ndarray
     n_relevant: np.ndarray
     ks: tuple[int, ...]
+    _pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def recall(self, weights: np.ndarray) -> np.ndarray:
-        """Mean recall at each depth in `ks` for one weight vector."""
-        scores = np.einsum("usj,s->uj", self.z, weights.astype(np.float32))
-        ranked = top_k(scores, max(self.ks))
-        hits = np.take_along_axis(self.relevant, ranked, axis=1)
-        metrics = recall_ndcg(hits, self.n_relevant, self.ks)
-        return np.array([metrics[f"recall@{k}"].mean() for k in self.ks])
+        """Mean recall at each depth in `ks` for one weight vector.
+
+        Counts, for each held-out paper, how many pool papers outscore it: far cheaper than
+        sorting every pool.
+        """
+        if self._pairs is None:
+            # Signal-major copy: a weighted sum over signals is then a few contiguous adds.
+            self._pairs = (
+                *np.nonzero(self.relevant),
+                np.ascontiguousarray(self.z.transpose(1, 0, 2)),
+            )
+        users, slots, by_signal = self._pairs
+        scores = np.zeros(by_signal.shape[1:], dtype=np.float32)
+        for s, w in enumerate(weights):
+            if w:
+                scores += np.float32(w) * by_signal[s]
+        mine = scores[users, slots]
+        rows = scores[users]
+        above = (rows > mine[:, None]).sum(axis=1)
+        # Ties are broken at random: the chance of landing in the top k among equals.
+        tied = (rows == mine[:, None]).sum(axis=1)
+        n_users = self.z.shape[0]
+        out = []
+        for k in self.ks:
+            chance = np.clip(k - above, 0, tied) / tied
+            hits = np.bincount(users, weights=chance, minlength=n_users)
+            out.append(float((hits / self.n_relevant).mean()))
+        return np.array(out)
 
 
 def pool_candidates(

@@ -68,14 +68,33 @@ def fit_als(
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
-def fold_in_users(rows: sp.csr_matrix, item_factors: np.ndarray, params: AlsParams) -> np.ndarray:
+class FoldIn:
+    """Solves user factors against fixed item factors; Y'Y is computed once, not per call."""
+
+    def __init__(self, item_factors: np.ndarray, params: AlsParams) -> None:
+        with threadpool_limits(1, "blas"):
+            self.model = _new_als(params, 0)
+        self.model.num_threads = 1
+        self.set_items(item_factors)
+
+    def set_items(self, item_factors: np.ndarray, *, same_gram: bool = False) -> None:
+        """New item factors; `same_gram` when only all-zero rows were appended."""
+        gram = self.model._YtY if same_gram else None
+        self.model.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.model._YtY = gram
+
+    def __call__(self, rows: sp.csr_matrix) -> np.ndarray:
+        """User factors for rows of confidences (one row per user)."""
+        with threadpool_limits(1, "blas"):
+            out = self.model.recalculate_user(np.arange(rows.shape[0]), rows.astype(np.float32))
+        return np.atleast_2d(np.asarray(out, dtype=np.float32))
+
+
+def fold_in_users(
+    rows: sp.csr_matrix, item_factors: np.ndarray, params: AlsParams
+) -> np.ndarray:
     """User factors for rows of confidences, given fixed item factors (no refit)."""
-    with threadpool_limits(1, "blas"):
-        model = _new_als(params, 0)
-        model.item_factors = item_factors.astype(np.float32, copy=False)
-        model.user_factors = np.zeros((rows.shape[0], item_factors.shape[1]), dtype=np.float32)
-        out = model.recalculate_user(np.arange(rows.shape[0]), rows.astype(np.float32))
-    return np.atleast_2d(np.asarray(out, dtype=np.float32))
+    return FoldIn(item_factors, params)(rows)
 
 
 def content_to_factors(

@@ -13,8 +13,9 @@ from sklearn.preprocessing import normalize
 
 from recommender.types import Paper
 
-# Dimensions of the dense stand-in for embeddings when no sentence encoder is installed.
-_LSA_DIM = 128
+# Dimensions of the latent-semantic (TF-IDF -> truncated SVD) vectors: dense, so the TF-IDF
+# signal scores many users against many papers as one matrix product.
+LSA_DIM = 256
 
 
 def paper_text(paper: Paper) -> str:
@@ -32,6 +33,7 @@ class ItemContent:
     dense: np.ndarray  # centred, L2-normalised embedding (or LSA) rows
     tfidf: sp.csr_matrix  # L2-normalised TF-IDF rows
     has_text: np.ndarray  # bool: the paper had any text at all
+    lexical: np.ndarray  # centred, L2-normalised LSA of the TF-IDF rows
 
 
 class ContentModel:
@@ -43,6 +45,7 @@ class ContentModel:
         self.eigvals: np.ndarray | None = None
         self.eigvecs: np.ndarray | None = None
         self.lsa: TruncatedSVD | None = None
+        self.lsa_mean: np.ndarray | None = None
         self.dense_kind = "embedding"
 
     def fit(self, papers: Sequence[Paper], embeddings: np.ndarray | None) -> ItemContent:
@@ -63,48 +66,51 @@ class ContentModel:
             self.vectorizer.fit(["<empty>"])
             tfidf = sp.csr_matrix((len(texts), 1), dtype=np.float32)
         tfidf = normalize(tfidf).astype(np.float32).tocsr()
+        has_text = np.array([bool(t) for t in texts])
+        if tfidf.shape[1] < 2 or len(texts) < 2:
+            # TruncatedSVD needs two terms; a one-word vocabulary is its own LSA.
+            self.lsa = None
+            latent = tfidf.toarray()
+        else:
+            dim = max(1, min(LSA_DIM, tfidf.shape[1] - 1, len(texts) - 1))
+            self.lsa = TruncatedSVD(dim, random_state=0)
+            latent = self.lsa.fit_transform(tfidf).astype(np.float32)
+        self.lsa_mean = (latent[has_text] if has_text.any() else latent).mean(axis=0)
+        lexical = _centre(latent, self.lsa_mean, has_text)
         if embeddings is None:
             self.dense_kind = "lsa"
-            if tfidf.shape[1] < 2:
-                # TruncatedSVD needs two terms; a one-word vocabulary is its own LSA.
-                self.lsa = None
-                raw = tfidf.toarray()
-            else:
-                dim = max(1, min(_LSA_DIM, tfidf.shape[1] - 1, len(texts) - 1))
-                self.lsa = TruncatedSVD(dim, random_state=0)
-                raw = self.lsa.fit_transform(tfidf).astype(np.float32)
+            raw = latent
         else:
             self.dense_kind = "embedding"
             raw = np.asarray(embeddings, dtype=np.float32)
-        has_text = np.array([bool(t) for t in texts])
         basis = raw[has_text] if has_text.any() else raw
         self.mean = basis.mean(axis=0).astype(np.float32)
         centred = basis - self.mean
         cov = (centred.T @ centred) / max(1, len(centred) - 1)
         vals, vecs = np.linalg.eigh(cov.astype(np.float64))
         self.eigvals, self.eigvecs = np.maximum(vals, 0.0), vecs
-        return ItemContent(self._dense(raw, has_text), tfidf, has_text)
+        return ItemContent(self._dense(raw, has_text), tfidf, has_text, lexical)
 
     def transform(self, papers: Sequence[Paper], embeddings: np.ndarray | None) -> ItemContent:
         """Content vectors for papers seen after `fit` (new papers at serving time)."""
         assert self.vectorizer is not None, "fit first"
         texts = [paper_text(p) for p in papers]
         tfidf = normalize(self.vectorizer.transform(texts)).astype(np.float32).tocsr()
+        latent = tfidf.toarray() if self.lsa is None else self.lsa.transform(tfidf)
+        latent = latent.astype(np.float32)
+        has_text = np.array([bool(t) for t in texts])
         if self.dense_kind == "lsa":
-            raw = tfidf.toarray() if self.lsa is None else self.lsa.transform(tfidf)
-            raw = raw.astype(np.float32)
+            raw = latent
         else:
             if embeddings is None:
                 raise ValueError("this model needs embeddings for new papers")
             raw = np.asarray(embeddings, dtype=np.float32)
-        has_text = np.array([bool(t) for t in texts])
-        return ItemContent(self._dense(raw, has_text), tfidf, has_text)
+        lexical = _centre(latent, self.lsa_mean, has_text)
+        return ItemContent(self._dense(raw, has_text), tfidf, has_text, lexical)
 
     def _dense(self, raw: np.ndarray, has_text: np.ndarray) -> np.ndarray:
         """Centre on the corpus mean and L2-normalise; papers with no text get a zero row."""
-        centred = raw - self.mean
-        centred[~has_text] = 0.0
-        return normalize(centred).astype(np.float32)
+        return _centre(raw, self.mean, has_text)
 
     def whitener(self, shrink: float | None) -> np.ndarray:
         """The matrix that whitens centred vectors (`shrink` × mean eigenvalue added first).
@@ -132,6 +138,7 @@ class ContentModel:
             "dense_kind": self.dense_kind,
             "stop_words": self.vectorizer.stop_words,
         }
+        out["lsa_mean"] = self.lsa_mean
         if self.lsa is not None:
             out["lsa_components"] = self.lsa.components_.astype(np.float32)
         return out
@@ -153,7 +160,15 @@ class ContentModel:
         model.eigvals = np.asarray(state["eigvals"])
         model.eigvecs = np.asarray(state["eigvecs"])
         model.dense_kind = str(state["dense_kind"])
+        model.lsa_mean = np.asarray(state["lsa_mean"], dtype=np.float32)
         if "lsa_components" in state:
             model.lsa = TruncatedSVD(state["lsa_components"].shape[0])
             model.lsa.components_ = np.asarray(state["lsa_components"])
         return model
+
+
+def _centre(raw: np.ndarray, mean: np.ndarray, has_text: np.ndarray) -> np.ndarray:
+    """Centre on a corpus mean and L2-normalise; papers with no text get a zero row."""
+    centred = np.asarray(raw, dtype=np.float32) - mean
+    centred[~has_text] = 0.0
+    return normalize(centred).astype(np.float32)

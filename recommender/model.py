@@ -35,9 +35,9 @@ from recommender import blend
 from recommender.cf import (
     ALS_GRID,
     AlsParams,
+    FoldIn,
     content_to_factors,
     fit_als,
-    fold_in_users,
     item_knn,
 )
 from recommender.content import ContentModel, ItemContent
@@ -47,8 +47,8 @@ from recommender.types import Paper
 log = logging.getLogger(__name__)
 
 SIGNALS = ("content", "tfidf", "imc", "knn", "als", "pop")
-DENSE = ("content", "imc", "als", "pop")
-SPARSE = ("tfidf", "knn")
+DENSE = ("content", "tfidf", "imc", "als", "pop")
+SPARSE = ("knn",)
 TUNE_KS = (10, 20, 50, 100, 300)
 FORMAT_VERSION = 1
 # Cosine (centred embeddings) above which a liked paper may be named in an explanation.
@@ -338,6 +338,7 @@ class HybridRecommender:
             if "knn" in cfg.signals and positive.nnz
             else sp.csr_matrix((len(self.warm), len(self.warm)), dtype=np.float32)
         )
+        self._fold_in = None
         if factors is not None:
             self.user_factors, self.item_factors = factors
             mapping = (
@@ -356,6 +357,7 @@ class HybridRecommender:
         sample_rng = np.random.default_rng(cfg.seed + 1)
         n = len(self.paper_ids)
         self._sample = np.sort(sample_rng.choice(n, min(n, 3000), replace=False))
+        self._knn_sample = self.knn[:, self._sample].tocsr()
         self._set_item_side()
         self._refresh_users()
 
@@ -395,6 +397,7 @@ class HybridRecommender:
         """Paper-side matrix of each dense signal."""
         vectors = {
             "content": self.item_content,
+            "tfidf": self.items.lexical,
             "imc": self.items.dense,
             "als": self.item_als,
             "pop": self.prior[:, None],
@@ -408,6 +411,8 @@ class HybridRecommender:
             self.u_content = _Rows(history @ self.whiten)
         if "imc" in only:
             self.u_imc = _Rows(history @ self.imc)
+        if "tfidf" in only:
+            self.u_tfidf = _Rows(np.asarray(self.R @ self.items.lexical, dtype=np.float32))
         if "als" in only:
             self.u_als = _Rows(self.user_factors[: self.R.shape[0]])
         if only == SIGNALS:
@@ -431,7 +436,7 @@ class HybridRecommender:
         for s in SPARSE:
             if s not in only or s not in self.config.signals:
                 continue
-            block = self._sparse_scores(s, users, self._sample)
+            block = self._rows(users) @ self._knn_sample
             m = len(self._sample)
             total = np.asarray(block.sum(axis=1)).ravel()
             sq = np.asarray(block.multiply(block).sum(axis=1)).ravel()
@@ -442,6 +447,7 @@ class HybridRecommender:
         """User-side matrix of each dense signal."""
         vectors = {
             "content": self.u_content.view[users],
+            "tfidf": self.u_tfidf.view[users],
             "imc": self.u_imc.view[users],
             "als": self.u_als.view[users],
             "pop": np.ones((len(users), 1), np.float32),
@@ -465,31 +471,28 @@ class HybridRecommender:
     def _sparse_scores(
         self, name: str, users: np.ndarray, cols: np.ndarray | None
     ) -> sp.csr_matrix:
-        """tfidf or knn scores (sparse) of users over all papers or the given columns."""
-        if name not in self.config.signals:
-            return sp.csr_matrix(
-                (len(users), len(self.paper_ids) if cols is None else len(cols)), dtype=np.float32
-            )
-        if name == "tfidf":
-            profile = self._rows(users) @ self.items.tfidf
-            target = self.items.tfidf if cols is None else self.items.tfidf[cols]
-            return (profile @ target.T).tocsr()
-        rows = self._rows(users)
+        """Item-kNN scores (sparse) of users over all papers or the given columns."""
+        n_cols = len(self.paper_ids) if cols is None else len(cols)
+        if name not in self.config.signals or (cols is not None and not self.warm[cols].any()):
+            # Papers nobody has touched have no co-occurrence: the signal is all zero there.
+            return sp.csr_matrix((len(users), n_cols), dtype=np.float32)
         knn = self.knn if cols is None else self.knn[:, cols]
-        return (rows @ knn).tocsr()
+        return (self._rows(users) @ knn).tocsr()
 
     # ------------------------------------------------------------------ tuning
 
-    def _signal_scores(self, users: np.ndarray) -> dict[str, np.ndarray]:
-        """Z-scored dense score matrices of every signal for some users over the catalogue."""
+    def _signal_scores(self, users: np.ndarray, only: Sequence[str]) -> dict[str, np.ndarray]:
+        """Z-scored dense score matrices of some signals for some users over the catalogue."""
         sigma = self.sigma.view[users]
         out = {}
         items = self._item_vectors()
         for s, uvec in self._user_vectors(users).items():
+            if s not in only:
+                continue
             raw = uvec @ items[s].T
             out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)])
         for s in SPARSE:
-            if s in self.config.signals:
+            if s in self.config.signals and s in only:
                 raw = self._sparse_scores(s, users, None).toarray()
                 out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)])
         return out
@@ -579,7 +582,7 @@ class HybridRecommender:
         parts = []
         for start in range(0, len(users), batch):
             ub = users[start : start + batch]
-            scores = self._signal_scores(ub)
+            scores = self._signal_scores(ub, names)
             mats = [scores[s] if cands is None else scores[s][:, cands] for s in names]
             excluded = None
             if cands is None:
@@ -808,19 +811,24 @@ class HybridRecommender:
         u = self.uidx.get(user)
         hist = np.asarray(row @ self.items.dense, dtype=np.float32)[0]
         content, imc = hist @ self.whiten, hist @ self.imc
+        lexical = np.asarray(row @ self.items.lexical, dtype=np.float32)[0]
         if "als" in self.config.signals and row.nnz:
-            als = fold_in_users(row, self.item_factors, self.als_params)[0]
+            if getattr(self, "_fold_in", None) is None:
+                self._fold_in = FoldIn(self.item_factors, self.als_params)
+            als = self._fold_in(row)[0]
         else:
             als = np.zeros(self.u_als.data.shape[1], np.float32)
         if u is None:
             u = self.u_content.append(content)
             self.u_imc.append(imc)
+            self.u_tfidf.append(lexical)
             self.u_als.append(als)
             self.sigma.append(np.zeros(len(SIGNALS), np.float32))
             self.uidx[user] = u
             self.user_ids.append(user)
         else:
             self.u_content.data[u], self.u_imc.data[u], self.u_als.data[u] = content, imc, als
+            self.u_tfidf.data[u] = lexical
         self.overrides[u] = row
         self.sigma.data[u] = self._spreads(np.array([u]))[0]
 
@@ -846,17 +854,21 @@ class HybridRecommender:
             np.vstack([self.items.dense, extra.dense]),
             sp.vstack([self.items.tfidf, extra.tfidf]).tocsr(),
             np.concatenate([self.items.has_text, extra.has_text]),
+            np.vstack([self.items.lexical, extra.lexical]),
         )
         self.community = np.concatenate([self.community, _community(fresh)])
         self.item_count = np.concatenate([self.item_count, np.zeros(len(fresh), np.float32)])
         self.warm = np.concatenate([self.warm, np.zeros(len(fresh), bool)])
         zeros = np.zeros((len(fresh), self.item_factors.shape[1]), np.float32)
         self.item_factors = np.vstack([self.item_factors, zeros])
+        if getattr(self, "_fold_in", None) is not None:
+            self._fold_in.set_items(self.item_factors, same_gram=True)
         n = len(self.paper_ids)
         self.R.resize((self.R.shape[0], n))
         for row in self.overrides.values():
             row.resize((1, n))
         self.knn.resize((n, n))
+        self._knn_sample.resize((n, len(self._sample)))
         self.item_content = np.vstack([self.item_content, extra.dense @ self.whiten])
         self.item_als = np.vstack([self.item_als, extra.dense @ self.factor_map])
         self._set_item_side(("pop",))
@@ -939,6 +951,7 @@ class HybridRecommender:
             "knn_indices": self.knn.indices,
             "knn_indptr": self.knn.indptr,
             "dense": self.items.dense,
+            "lexical": self.items.lexical,
             "has_text": self.items.has_text,
             "tf_data": self.items.tfidf.data,
             "tf_indices": self.items.tfidf.indices,
@@ -957,7 +970,7 @@ class HybridRecommender:
         }
         state = self.content_model.state()
         arrays["cm_terms"] = np.array(state["terms"], dtype=str)
-        for key in ("idf", "mean", "eigvals", "eigvecs"):
+        for key in ("idf", "mean", "eigvals", "eigvecs", "lsa_mean"):
             arrays[f"cm_{key}"] = state[key]
         if "lsa_components" in state:
             arrays["cm_lsa"] = state["lsa_components"]
@@ -1019,6 +1032,7 @@ class HybridRecommender:
             data["dense"],
             sp.csr_matrix((data["tf_data"], data["tf_indices"], data["tf_indptr"]), shape=tf_shape),
             data["has_text"],
+            data["lexical"],
         )
         model.content_model = ContentModel.from_state(
             {
@@ -1029,6 +1043,7 @@ class HybridRecommender:
                 "eigvecs": data["cm_eigvecs"],
                 "dense_kind": meta["dense_kind"],
                 "stop_words": meta["stop_words"],
+                "lsa_mean": data["cm_lsa_mean"],
                 **({"lsa_components": data["cm_lsa"]} if "cm_lsa" in data else {}),
             }
         )
@@ -1041,11 +1056,8 @@ class HybridRecommender:
         model.user_factors, model.item_factors = data["user_factors"], data["item_factors"]
         model.factor_map, model.community = data["factor_map"], data["community"]
         model.weights_catalog, model.weights_cold = data["weights_catalog"], data["weights_cold"]
-        if "sample" in data:
-            model._sample = data["sample"]
-        else:  # written before the sample was saved: rebuild it as `_fit_signals` does
-            rng = np.random.default_rng(model.config.seed + 1)
-            model._sample = np.sort(rng.choice(n, min(n, 3000), replace=False))
+        model._sample = data["sample"]
+        model._knn_sample = model.knn[:, model._sample].tocsr()
         model._imc_parts = (data["gaa"], data["gar"], data["gxx"])
         positive = model.R.multiply(model.R > 0).tocsr()
         model.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)

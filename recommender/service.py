@@ -177,7 +177,11 @@ class PaperService:
         tmp = path.with_suffix(".tmp.npz")
         model.save(tmp)
         tmp.replace(path)
-        self.store.set_model(self.model_version, str(path), {"trained_at": time.time()})
+        self.store.set_model(
+            self.model_version,
+            str(path),
+            {"trained_at": time.time(), "feedback_version": self.trained_feedback_version},
+        )
         for old in self.model_dir.glob("model-*.npz"):
             if old != path:
                 old.unlink(missing_ok=True)
@@ -193,6 +197,8 @@ class PaperService:
             else:
                 with self._lock:
                     self.model, self.model_version = model, pointer["version"]
+                    # The feedback the saved model saw: later feedback still asks for a refit.
+                    self.trained_feedback_version = int(pointer.get("feedback_version", -1))
                 self.refresh()
                 return model
         model = self.train(progress)

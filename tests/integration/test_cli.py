@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from bot import __main__ as cli
+from bot import cli_app
 from bot.__main__ import main
 from bot.config import Settings
 from recommender.embeddings import text_hash
@@ -647,7 +648,7 @@ def test_demo_embeds_once(env, run, monkeypatch: pytest.MonkeyPatch, db: redis.R
     """Embeddings are computed at ingest, cached by text hash, never recomputed."""
     encoder = CountingEncoder()
     monkeypatch.setenv("PAPERBOT_EMBEDDINGS", "true")
-    monkeypatch.setattr(cli, "default_encoder", lambda: encoder)
+    monkeypatch.setattr(cli_app, "default_encoder", lambda: encoder)
     first = run("demo")
     assert first.code == 0, first.err
     assert "Embeddings: 95 papers with counting-test" in first.out

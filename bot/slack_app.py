@@ -1,0 +1,938 @@
+"""Slack: Bolt listeners, Block Kit rendering and the SlackPort that delivers digests.
+
+One Request URL (`/slack/events`) takes slash commands, button clicks and events in HTTP
+mode; Socket Mode is used instead when an app-level token is configured. Every request
+is acknowledged first and answered afterwards (through `response_url` or the Web API), so
+ranking never runs into Slack's 3-second deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.core import BotCore
+from bot.feedback import button_value
+from bot.ports import (
+    BUTTONS,
+    Context,
+    DeliveryError,
+    Digest,
+    PaperCard,
+    Reply,
+    Sent,
+    Target,
+)
+from recommender.store import StoreUnavailable
+
+__all__ = [
+    "EVENTS_PATH",
+    "SlackPort",
+    "SlackRuntime",
+    "SlackSetupError",
+    "SlackThread",
+    "build_slack",
+    "card_blocks",
+    "digest_card_message",
+    "digest_intro_message",
+    "escape",
+    "home_view",
+    "reply_messages",
+    "start_slack_thread",
+]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+COMMAND = "/papers"
+ACTION_PREFIX = "pb_"
+
+# Block Kit limits (https://api.slack.com/reference/block-kit).
+MAX_BLOCKS = 50
+MAX_HOME_BLOCKS = 100
+SECTION_TEXT = 3000
+HEADER_TEXT = 150
+BUTTON_TEXT = 75
+FALLBACK_TEXT = 3000
+# A response_url accepts five messages; a reply never needs more.
+MAX_RESPONSES = 5
+# Per-part budgets inside one card's section (escaped characters), well under 3000 in all.
+TITLE_BUDGET = 600
+URL_BUDGET = 900
+AUTHORS_BUDGET = 400
+BLURB_BUDGET = 900
+REASON_BUDGET = 600
+
+EVENT_DEDUPE_TTL = 3600
+TZ_TTL = 6 * 3600
+TZ_MISS_TTL = 300
+STOP_GRACE = 10.0
+
+# Errors where retrying the same call cannot succeed until someone changes something.
+PERMANENT_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "account_inactive",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "user_not_found",
+        "user_disabled",
+        "cannot_dm_bot",
+        "restricted_action",
+        "ekm_access_denied",
+    }
+)
+
+# What a failed HTTP call to Slack raises besides SlackApiError.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError, OSError)
+
+_T = TypeVar("_T")
+
+
+class SlackSetupError(RuntimeError):
+    """Slack cannot be used with these settings; the message is one line, without secrets."""
+
+
+# -- escaping and text fitting ------------------------------------------------------------------
+
+
+def escape(text: str | None) -> str:
+    """Escape `& < >` so user and paper text is shown, never parsed as a mention or link."""
+    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str | None) -> str:
+    """Undo Slack's escaping of `& < >` in text a person typed (slash command text)."""
+    return (text or "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` shortened to at most `limit` characters without splitting an `&…;` entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut
+
+
+def _clip(text: str, limit: int) -> str:
+    """Escaped text shortened to `limit` characters with an ellipsis, entities kept whole."""
+    if len(text) <= limit:
+        return text
+    cut = _cut(text, limit - 1)
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        # Cut on a word boundary when it costs little.
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def _plain(text: str, limit: int) -> str:
+    """Text for a `plain_text` object (never parsed for mentions), shortened to `limit`."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+_SAFE_URL = re.compile(r"^https?://[^\s<>|\"]+$", re.IGNORECASE)
+
+
+def link(url: str | None, label: str) -> str:
+    """`<url|label>` for an http(s) url (label escaped), else the escaped label alone."""
+    shown = escape(label)
+    if url and len(url) <= URL_BUDGET and _SAFE_URL.match(url):
+        return f"<{escape(url)}|{shown}>"
+    return shown
+
+
+def _chunks(text: str, limit: int = SECTION_TEXT) -> list[str]:
+    """Split escaped mrkdwn into pieces of at most `limit` characters at line breaks.
+
+    A ``` code block cut in two is closed at the end of one piece and reopened in the next,
+    so a long BibTeX export stays readable across several sections.
+    """
+    room = limit - 8  # space for a closing and a reopening fence
+    lines: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > room:
+            piece = _cut(line, room)
+            space = piece.rfind(" ")
+            if space > room // 2:
+                piece = piece[:space]
+            lines.append(piece)
+            line = line[len(piece) :].lstrip(" ")
+        lines.append(line)
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) + 1 > room:
+            chunk = "\n".join(current)
+            reopen = chunk.count("```") % 2 == 1
+            out.append(chunk + ("\n```" if reopen else ""))
+            current, size = (["```"], 4) if reopen else ([], 0)
+        current.append(line)
+        size += len(line) + 1
+    chunk = "\n".join(current)
+    if chunk.strip() and chunk.strip() != "```":
+        out.append(chunk)
+    return out or [""]
+
+
+# -- Block Kit rendering ------------------------------------------------------------------------
+
+
+def _section(text: str) -> dict[str, Any]:
+    """A mrkdwn section (text already escaped and fitted)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_TEXT)}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    """A header block."""
+    return {"type": "header", "text": {"type": "plain_text", "text": _plain(text, HEADER_TEXT)}}
+
+
+def _buttons(card: PaperCard, block_id: str) -> dict[str, Any]:
+    """👍 🔖 👎 🔇 for one paper; each carries `kind|paper id`."""
+    elements = []
+    for kind, emoji, label in BUTTONS:
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}{kind.value}",
+            "text": {"type": "plain_text", "text": _plain(f"{emoji} {label}", BUTTON_TEXT)},
+            "value": button_value(kind, card.paper_id),
+        }
+        elements.append(element)
+    return {"type": "actions", "block_id": block_id[:255], "elements": elements}
+
+
+def card_text(card: PaperCard) -> str:
+    """The main mrkdwn of a card: linked title, authors and date, blurb."""
+    title = _clip(escape(card.title or card.paper_id), TITLE_BUDGET)
+    number = f"{card.position}. " if card.position else ""
+    if card.url and len(card.url) <= URL_BUDGET and _SAFE_URL.match(card.url):
+        head = f"{number}*<{escape(card.url)}|{title}>*"
+    else:
+        head = f"{number}*{title}*"
+    lines = [head]
+    meta = " · ".join(
+        x for x in (_clip(escape(card.authors), AUTHORS_BUDGET), escape(card.published)) if x
+    )
+    if meta:
+        lines.append(meta)
+    if card.blurb:
+        lines.append(_clip(escape(card.blurb), BLURB_BUDGET))
+    return "\n".join(lines)
+
+
+def card_context(card: PaperCard) -> str:
+    """The small print of a card: code link, upvotes, teammates, and why it was picked."""
+    extras = []
+    if card.code_url:
+        extras.append(link(card.code_url, "code"))
+    if card.upvotes:
+        extras.append(f"▲ {int(card.upvotes)}")
+    if card.teammates:
+        n = int(card.teammates)
+        extras.append(f"👥 {n} teammate{'s' if n != 1 else ''} liked this")
+    parts = [" · ".join(extras)] if extras else []
+    if card.reason:
+        parts.append("↳ " + _clip(escape(card.reason), REASON_BUDGET))
+    return "\n".join(parts)
+
+
+def card_blocks(card: PaperCard, index: int = 0) -> list[dict[str, Any]]:
+    """One paper: section, small print (when any), and its four buttons."""
+    blocks = [_section(card_text(card))]
+    small = card_context(card)
+    if small:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(small, 3000)}]}
+        )
+    blocks.append(_buttons(card, f"pb_card_{index}_{card.paper_id}"))
+    return blocks
+
+
+def _fallback(text: str) -> str:
+    """The notification text of a message (escaped, shortened)."""
+    return _clip(escape(" ".join((text or "").split())), FALLBACK_TEXT)
+
+
+def _pack(groups: Sequence[list[dict[str, Any]]], limit: int) -> list[list[dict[str, Any]]]:
+    """Pack block groups (a card never split) into messages of at most `limit` blocks."""
+    messages: list[list[dict[str, Any]]] = [[]]
+    for group in groups:
+        if messages[-1] and len(messages[-1]) + len(group) > limit:
+            messages.append([])
+        messages[-1].extend(group)
+    return [m for m in messages if m]
+
+
+def reply_messages(reply: Reply) -> list[dict[str, Any]]:
+    """A command reply as one or more messages (`text` + `blocks`), each within Slack's limits."""
+    groups: list[list[dict[str, Any]]] = []
+    if reply.title:
+        groups.append([_header(reply.title)])
+    groups += [[_section(chunk)] for chunk in _chunks(escape(reply.text))]
+    for i, card in enumerate(reply.cards):
+        group = card_blocks(card, i)
+        if i < len(reply.cards) - 1:
+            group.append({"type": "divider"})
+        groups.append(group)
+    if reply.footer:
+        groups += [[_section(chunk)] for chunk in _chunks(escape(reply.footer))]
+    messages = _pack(groups, MAX_BLOCKS)
+    if len(messages) > MAX_RESPONSES:
+        messages = messages[:MAX_RESPONSES]
+        more = _section("_More than fits here: narrow the command down to see the rest._")
+        messages[-1] = [*messages[-1][: MAX_BLOCKS - 1], more]
+    out = []
+    for n, blocks in enumerate(messages):
+        text = reply.text if n == 0 else f"{reply.title or 'paperbot'} (continued)"
+        out.append({"text": _fallback(text), "blocks": blocks})
+    return out
+
+
+def digest_intro_message(digest: Digest) -> dict[str, Any]:
+    """The first message of a digest: its title and intro (papers follow, one per message)."""
+    blocks = [_header(digest.title)] + [_section(c) for c in _chunks(escape(digest.intro))]
+    return {"text": _fallback(f"{digest.title}: {digest.intro}"), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def digest_card_message(card: PaperCard) -> dict[str, Any]:
+    """One paper of a digest as its own message, so a reaction names exactly that paper."""
+    return {"text": _fallback(card.title or card.paper_id), "blocks": card_blocks(card, 0)}
+
+
+def home_view(settings: Reply, saved: Reply) -> dict[str, Any]:
+    """The App Home tab: the person's settings and saved papers, within 100 blocks."""
+    top: list[dict[str, Any]] = [_header("paperbot")]
+    top += [_section(c) for c in _chunks(escape(settings.text))]
+    top += [{"type": "divider"}, _header("Saved papers")]
+    top += [_section(c) for c in _chunks(escape(saved.text))]
+    tail = [
+        {"type": "divider"},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "`/papers help` lists every command. React 👍 🔖 👎 on a paper "
+                    "in a digest and the next one learns.",
+                }
+            ],
+        },
+    ]
+    blocks = top[: MAX_HOME_BLOCKS - len(tail)]
+    for i, card in enumerate(saved.cards):
+        group = card_blocks(card, i)
+        if len(blocks) + len(group) + len(tail) > MAX_HOME_BLOCKS:
+            break
+        blocks += group
+    return {"type": "home", "blocks": blocks + tail}
+
+
+# -- the port: digests through the Web API ------------------------------------------------------
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds from a Retry-After header of a Slack response, if any."""
+    headers = getattr(response, "headers", None) or {}
+    for name, value in dict(headers).items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) else value
+            with contextlib.suppress(TypeError, ValueError):
+                return float(raw)
+    return None
+
+
+def delivery_error(exc: BaseException, what: str) -> DeliveryError:
+    """A Web API failure as a DeliveryError: permanent, rate limited, or worth retrying."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = getattr(response, "status_code", None)
+        data = getattr(response, "data", None)
+        error = str(data.get("error", "")) if isinstance(data, dict) else ""
+        if status == 429 or error == "ratelimited":
+            return DeliveryError(
+                f"{what}: rate limited by Slack", retry_after=_retry_after(response) or 1.0
+            )
+        code = error or f"HTTP {status}"
+        return DeliveryError(f"{what}: {code}", permanent=error in PERMANENT_ERRORS)
+    detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    return DeliveryError(f"{what}: network error ({detail})")
+
+
+def split_key(message_key: str) -> tuple[str, str]:
+    """`slack:C1:1700000000.000100` -> (`C1`, `1700000000.000100`)."""
+    _, channel, ts = message_key.split(":", 2)
+    return channel, ts
+
+
+class SlackPort:
+    """Digests and notices through the Slack Web API (one message per paper)."""
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._dm: dict[str, str] = {}
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one Web API call, mapping every failure to a DeliveryError."""
+        try:
+            return await call()
+        except SlackApiError as exc:
+            raise delivery_error(exc, what) from None
+        except NETWORK_ERRORS as exc:
+            raise delivery_error(exc, what) from None
+
+    async def channel_for(self, target: Target) -> str:
+        """The channel to post to: the channel itself, or the DM channel with the person."""
+        if target.kind != "dm":
+            return target.id
+        cached = self._dm.get(target.id)
+        if cached:
+            return cached
+        response = await self._call(
+            "conversations.open", lambda: self.client.conversations_open(users=target.id)
+        )
+        channel = str(response["channel"]["id"])
+        self._dm[target.id] = channel
+        return channel
+
+    async def _post(self, channel: str, message: dict[str, Any], thread: str | None = None) -> str:
+        """Post one message; returns its ts."""
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "text": message["text"],
+            "blocks": message.get("blocks"),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if thread:
+            kwargs["thread_ts"] = thread
+        response = await self._call(
+            "chat.postMessage", lambda: self.client.chat_postMessage(**kwargs)
+        )
+        return str(response["ts"])
+
+    async def post_intro(self, target: Target, digest: Digest) -> Sent:
+        """Post a digest's intro; its key is the thread the papers go under (in channels)."""
+        channel = await self.channel_for(target)
+        ts = await self._post(channel, digest_intro_message(digest))
+        return Sent(f"slack:{channel}:{ts}", None)
+
+    async def post_card(
+        self, target: Target, digest: Digest, card: PaperCard, thread: str | None
+    ) -> Sent:
+        """Post one paper: in the intro's thread for channels, top level in a DM."""
+        channel = await self.channel_for(target)
+        thread_ts = None
+        if target.kind != "dm" and thread:
+            thread_channel, thread_ts = split_key(thread)
+            if thread_channel != channel:
+                thread_ts = None
+        ts = await self._post(channel, digest_card_message(card), thread_ts)
+        return Sent(f"slack:{channel}:{ts}", card.paper_id)
+
+    async def send_text(self, target: Target, text: str) -> None:
+        """Post a plain notice (escaped)."""
+        channel = await self.channel_for(target)
+        blocks = [_section(c) for c in _chunks(escape(text))][:MAX_BLOCKS]
+        await self._post(channel, {"text": _fallback(text), "blocks": blocks})
+
+
+# -- the Bolt app -----------------------------------------------------------------------------
+
+
+def make_client(token: str, base_url: str) -> AsyncWebClient:
+    """A Web API client that waits out 429s (Retry-After) and retries dropped connections."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+@dataclass
+class _TimezoneCache:
+    """People's timezones from `users.info`, kept in memory for a few hours."""
+
+    ttl: float = TZ_TTL
+    entries: dict[tuple[str, str], tuple[str | None, float]] = field(default_factory=dict)
+
+    def get(self, team: str, user: str) -> tuple[bool, str | None]:
+        """(known, tz) for a person."""
+        hit = self.entries.get((team, user))
+        if hit and hit[1] > time.monotonic():
+            return True, hit[0]
+        return False, None
+
+    def put(self, team: str, user: str, tz: str | None, ttl: float) -> None:
+        """Remember a lookup (a failed one for a shorter while)."""
+        if len(self.entries) > 50_000:
+            self.entries.clear()
+        self.entries[(team, user)] = (tz, time.monotonic() + ttl)
+
+
+def _is_dm_channel(channel: str | None) -> bool:
+    """Slack DM channel ids start with D."""
+    return bool(channel) and str(channel).startswith("D")
+
+
+class SlackRuntime:
+    """The Bolt app, its listeners and its server (HTTP or Socket Mode) for one BotCore."""
+
+    def __init__(
+        self,
+        core: BotCore,
+        *,
+        bot_token: str,
+        signing_secret: str | None,
+        app_token: str | None = None,
+        api_url: str = "https://slack.com/api/",
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        verify_token: bool = True,
+    ) -> None:
+        self.core = core
+        self.host = host
+        self.requested_port = port
+        self.bound_port: int | None = None
+        self.verify_token = verify_token
+        self.api_url = api_url
+        self.mode = "socket" if app_token else "http"
+        self._app_token = app_token
+        self.client = make_client(bot_token, api_url)
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret or "",
+            logger=logging.getLogger(f"{__name__}.bolt"),
+            # A request path that is not ours gets a 404 rather than an exception.
+            raise_error_for_unhandled_request=False,
+        )
+        self.port = SlackPort(self.client)
+        self.tz = _TimezoneCache()
+        self.web_app = web.Application(client_max_size=1024 * 1024)
+        self.web_app.router.add_post(EVENTS_PATH, self._http_request)
+        self.web_app.router.add_get("/healthz", self._health)
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._register()
+        core.register(self.port)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> int | None:
+        """Check the token, then serve: returns the bound HTTP port (None in Socket Mode)."""
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session
+        try:
+            if self.verify_token:
+                await self._auth_test()
+            if self.mode == "socket":
+                await self._start_socket()
+                return None
+            return await self._start_http()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _auth_test(self) -> None:
+        """Fail with one clear line when the bot token is wrong (once, at start)."""
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            error = (exc.response.data or {}).get("error", "error") if exc.response else "error"
+            raise SlackSetupError(
+                f"Slack rejected SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token "
+                "(xoxb-…) from your app's OAuth & Permissions page"
+            ) from None
+        except NETWORK_ERRORS as exc:
+            raise SlackSetupError(
+                f"cannot reach the Slack Web API at {self.api_url}: {type(exc).__name__}"
+            ) from None
+        log.info(
+            "slack: connected as %s in workspace %s", response.get("user"), response.get("team")
+        )
+
+    async def _start_http(self) -> int:
+        """Serve the Request URL on host:port (port 0 picks a free one)."""
+        self._runner = web.AppRunner(self.web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.requested_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise SlackSetupError(
+                f"cannot listen on {self.host}:{self.requested_port} ({exc.strerror or exc}); "
+                "set PAPERBOT_HTTP_HOST / PAPERBOT_HTTP_PORT"
+            ) from None
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.bound_port = int(sockets[0].getsockname()[1]) if sockets else self.requested_port
+        log.info("slack: listening on http://%s:%s%s", self.host, self.bound_port, EVENTS_PATH)
+        return self.bound_port
+
+    async def _start_socket(self) -> None:
+        """Connect over Socket Mode with the app-level token."""
+        self._socket = AsyncSocketModeHandler(
+            self.app, app_token=self._app_token, web_client=self.client
+        )
+        try:
+            await self._socket.connect_async()
+        except SlackApiError as exc:
+            error = (exc.response.data or {}).get("error", "error") if exc.response else "error"
+            raise SlackSetupError(
+                f"Slack rejected SLACK_APP_TOKEN ({error}): create an app-level token "
+                "(xapp-…) with the connections:write scope"
+            ) from None
+        log.info("slack: connected over Socket Mode")
+
+    async def stop(self) -> None:
+        """Finish answers in flight (briefly), then close the server and connections."""
+        await self.idle(timeout=STOP_GRACE)
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self.client.session = None
+
+    async def idle(self, timeout: float | None = None) -> None:
+        """Wait until every acknowledged request has been answered."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._inflight:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            await asyncio.wait(set(self._inflight), timeout=left)
+
+    @contextlib.asynccontextmanager
+    async def _tracked(self) -> AsyncIterator[None]:
+        """Count the current listener as in flight until it finishes."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    @property
+    def url(self) -> str | None:
+        """The Request URL as served locally (HTTP mode, after start)."""
+        if self.bound_port is None:
+            return None
+        return f"http://{self.host}:{self.bound_port}{EVENTS_PATH}"
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def _http_request(self, request: web.Request) -> web.Response:
+        """Hand one signed request to Bolt (it verifies the signature and timestamp)."""
+        bolt_request = await to_bolt_request(request)
+        bolt_response: BoltResponse = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """Liveness for load balancers."""
+        return web.Response(text="ok")
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        """Attach the middleware and listeners to the Bolt app."""
+        app = self.app
+        app.middleware(self._dedupe_events)
+        app.command(COMMAND)(self._on_command)
+        app.action(re.compile(f"^{ACTION_PREFIX}"))(self._on_button)
+        app.event("reaction_added")(self._on_reaction_added)
+        app.event("reaction_removed")(self._on_reaction_removed)
+        app.event("app_home_opened")(self._on_home)
+
+    async def _dedupe_events(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
+        """Events API retries (X-Slack-Retry-Num) carry the same event_id: apply each once."""
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if body.get("type") == "event_callback" and event_id:
+            try:
+                first = await asyncio.to_thread(
+                    self.core.store.once, f"slack:event:{event_id}", EVENT_DEDUPE_TTL
+                )
+            except StoreUnavailable:
+                # Without the store nothing can be recorded anyway; let the listener say so.
+                first = True
+            if not first:
+                return BoltResponse(status=200, body="")
+        return await next()
+
+    async def _timezone(self, team: str, user: str) -> str | None:
+        """A person's timezone from users.info (cached)."""
+        known, tz = self.tz.get(team, user)
+        if known:
+            return tz
+        try:
+            response = await self.client.users_info(user=user)
+        except (SlackApiError, *NETWORK_ERRORS) as exc:
+            log.warning("slack: users.info failed for a user: %s", type(exc).__name__)
+            self.tz.put(team, user, None, TZ_MISS_TTL)
+            return None
+        tz = (response.get("user") or {}).get("tz") or None
+        self.tz.put(team, user, tz, self.tz.ttl)
+        return tz
+
+    async def _on_command(self, ack: Any, body: dict, respond: Any) -> None:
+        """`/papers …`: ack at once, answer through response_url."""
+        async with self._tracked():
+            await ack()
+            team = str(body.get("team_id") or "")
+            user = str(body.get("user_id") or "")
+            channel = body.get("channel_id") or None
+            ctx = Context(
+                platform="slack",
+                workspace=team,
+                user=user,
+                channel=channel,
+                user_name=str(body.get("user_name") or ""),
+                timezone=await self._timezone(team, user),
+                is_dm=body.get("channel_name") == "directmessage" or _is_dm_channel(channel),
+            )
+            reply = await self.core.answer_async(ctx, unescape(body.get("text")))
+            response_type = "ephemeral" if reply.ephemeral else "in_channel"
+            for message in reply_messages(reply):
+                await self._respond(respond, response_type=response_type, **message)
+
+    async def _respond(self, respond: Any, **message: Any) -> None:
+        """Post to response_url, logging (not raising) when Slack refuses it."""
+        try:
+            result = await respond(
+                replace_original=False, unfurl_links=False, unfurl_media=False, **message
+            )
+        except (*NETWORK_ERRORS, ValueError) as exc:
+            log.warning("slack: response_url post failed: %s", type(exc).__name__)
+            return
+        status = getattr(result, "status_code", 200)
+        if status >= 300:
+            log.warning("slack: response_url refused the answer (HTTP %s)", status)
+
+    async def _on_button(self, ack: Any, body: dict, action: dict, respond: Any) -> None:
+        """A 👍 🔖 👎 🔇 click: record it for the clicker and tell only them."""
+        async with self._tracked():
+            await ack()
+            user_info = body.get("user") or {}
+            team = str((body.get("team") or {}).get("id") or user_info.get("team_id") or "")
+            user = str(user_info.get("id") or "")
+            container = body.get("container") or {}
+            channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+            ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+            key = f"slack:{channel}:{ts}" if channel and ts else None
+            ctx = Context(
+                platform="slack",
+                workspace=team,
+                user=user,
+                channel=channel,
+                user_name=str(user_info.get("username") or user_info.get("name") or ""),
+                is_dm=_is_dm_channel(channel),
+            )
+            text = await asyncio.to_thread(
+                self.core.button, ctx, str(action.get("value") or ""), key
+            )
+            if container.get("type") == "view" or not body.get("response_url"):
+                # A click in App Home: show the new state of the tab instead of a message.
+                await self._publish_home(team, user)
+                return
+            await self._respond(
+                respond,
+                text=_fallback(text),
+                blocks=[_section(escape(text))],
+                response_type="ephemeral",
+            )
+
+    async def _on_reaction_added(self, body: dict, event: dict) -> None:
+        """A reaction on a paper message counts as feedback."""
+        await self._reaction(body, event, removed=False)
+
+    async def _on_reaction_removed(self, body: dict, event: dict) -> None:
+        """Taking a reaction back takes the feedback back."""
+        await self._reaction(body, event, removed=True)
+
+    async def _reaction(self, body: dict, event: dict, *, removed: bool) -> None:
+        """Map the reacted message to its paper and tell the reactor (only them) what changed."""
+        async with self._tracked():
+            item = event.get("item") or {}
+            if item.get("type") != "message" or not item.get("channel") or not item.get("ts"):
+                return
+            channel, user = str(item["channel"]), str(event.get("user") or "")
+            team = str(body.get("team_id") or event.get("team") or "")
+            ctx = Context(
+                platform="slack",
+                workspace=team,
+                user=user,
+                channel=channel,
+                is_dm=_is_dm_channel(channel),
+            )
+            key = f"slack:{channel}:{item['ts']}"
+            text = await asyncio.to_thread(
+                self.core.reaction, ctx, key, str(event.get("reaction") or ""), removed=removed
+            )
+            if not text:
+                return
+            try:
+                await self.client.chat_postEphemeral(
+                    channel=channel,
+                    user=user,
+                    text=_fallback(text),
+                    blocks=[_section(escape(text))],
+                )
+            except (SlackApiError, *NETWORK_ERRORS) as exc:
+                log.info("slack: could not confirm a reaction: %s", type(exc).__name__)
+
+    async def _on_home(self, body: dict, event: dict) -> None:
+        """Opening the App Home tab shows settings and saved papers."""
+        async with self._tracked():
+            if event.get("tab", "home") != "home":
+                return
+            team = str(body.get("team_id") or "")
+            await self._publish_home(team, str(event.get("user") or ""))
+
+    async def _publish_home(self, team: str, user: str) -> None:
+        """Render and publish one person's App Home."""
+        if not user:
+            return
+        ctx = Context(platform="slack", workspace=team, user=user, is_dm=True)
+        settings = await self.core.answer_async(ctx, "settings")
+        saved = await self.core.answer_async(ctx, "saved")
+        try:
+            await self.client.views_publish(user_id=user, view=home_view(settings, saved))
+        except (SlackApiError, *NETWORK_ERRORS) as exc:
+            log.warning("slack: views.publish failed: %s", type(exc).__name__)
+
+
+def build_slack(core: BotCore, settings: Settings, *, verify_token: bool = True) -> SlackRuntime:
+    """The Slack runtime for `settings` (registers SlackPort on `core`); call `start()` next.
+
+    Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PAPERBOT_HTTP_HOST:PAPERBOT_HTTP_PORT.
+    """
+    if settings.slack_bot_token is None:
+        raise SlackSetupError("SLACK_BOT_TOKEN is not set")
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
+    if not app_token and not secret:
+        raise SlackSetupError(
+            "SLACK_SIGNING_SECRET is not set (needed to verify requests in HTTP mode; "
+            "or set SLACK_APP_TOKEN to use Socket Mode)"
+        )
+    return SlackRuntime(
+        core,
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        signing_secret=secret,
+        app_token=app_token,
+        api_url=settings.slack_api_url,
+        host=settings.http_host,
+        port=settings.http_port,
+        verify_token=verify_token,
+    )
+
+
+def slack_configured(settings: Settings) -> bool:
+    """Whether `paperbot run` should start Slack: a bot token plus a signing secret or app token."""
+    return settings.slack_bot_token is not None and (
+        settings.slack_signing_secret is not None or settings.slack_app_token is not None
+    )
+
+
+class SlackThread:
+    """A SlackRuntime on its own event loop in a background thread (for sync callers)."""
+
+    def __init__(self, runtime: SlackRuntime) -> None:
+        self.runtime = runtime
+        self.loop = asyncio.new_event_loop()
+        self.port: int | None = None
+        self._thread = threading.Thread(target=self._run, name="paperbot-slack", daemon=True)
+
+    def _run(self) -> None:
+        """The thread body: run the loop until stopped."""
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self, timeout: float = 60.0) -> int | None:
+        """Start the loop and the runtime; raises SlackSetupError on a bad token or port."""
+        self._thread.start()
+        try:
+            self.port = self.run(self.runtime.start(), timeout=timeout)
+        except BaseException:
+            self._halt()
+            raise
+        return self.port
+
+    def run(self, coro: Awaitable[_T], timeout: float | None = None) -> _T:
+        """Run a coroutine on the Slack loop (e.g. `core.delivery.run_due()`) and wait for it."""
+        future = asyncio.run_coroutine_threadsafe(_awaitable(coro), self.loop)
+        return future.result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the runtime, then the loop and the thread."""
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.run(self.runtime.stop(), timeout=timeout)
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop the loop and join the thread."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
+
+
+async def _awaitable(coro: Awaitable[_T]) -> _T:
+    """Wrap any awaitable as a coroutine (run_coroutine_threadsafe needs one)."""
+    return await coro
+
+
+def start_slack_thread(core: BotCore, settings: Settings) -> SlackThread:
+    """Build, start and return Slack on a background loop; SlackSetupError says what is wrong."""
+    handle = SlackThread(build_slack(core, settings))
+    handle.start()
+    return handle

@@ -1,0 +1,393 @@
+"""A local stand-in for Slack: a fake Web API that records calls, and signed-request helpers.
+
+The fake serves `/api/<method>` (form, query or JSON arguments, like the real Web API),
+`/response/<n>` for response_url posts, and a Socket Mode websocket at `/socket`.
+Failures (an error code, or 429 with Retry-After) can be queued per method and channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+APP_TOKEN = "xapp-test-app-token-0123456789"
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+TEAM = "T0PAPERS"
+BOT_USER = "UBOTPAPERS"
+
+
+def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """The two headers Slack adds to every request: `v0=HMAC_SHA256(secret, v0:ts:body)`."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Call:
+    """One request the fake Web API received."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    status: int = 200
+
+
+@dataclass
+class Failure:
+    """A queued failure: an error code or an HTTP 429, for calls matching `channel`."""
+
+    error: str | None = None
+    status: int = 200
+    retry_after: int | None = None
+    channel: str | None = None
+    times: int = 1
+
+
+@dataclass
+class FakeSlack:
+    """The fake Web API plus the response_url receiver, on 127.0.0.1 and a free port."""
+
+    tokens: set[str] = field(default_factory=lambda: {BOT_TOKEN, APP_TOKEN})
+    timezones: dict[str, str] = field(default_factory=dict)
+    default_tz: str = "Europe/Berlin"
+    calls: list[Call] = field(default_factory=list)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    base: str = ""
+    _runner: web.AppRunner | None = None
+    _ts: Iterable[int] = field(default_factory=lambda: itertools.count(1))
+    _urls: Iterable[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Condition | None = None
+    socket: web.WebSocketResponse | None = None
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    _socket_ready: asyncio.Event | None = None
+
+    async def start(self) -> str:
+        """Serve; returns the base URL (`http://127.0.0.1:P`)."""
+        self._changed = asyncio.Condition()
+        self._socket_ready = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/response/{n}", self._response)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+        return self.base
+
+    async def stop(self) -> None:
+        """Shut the server down."""
+        if self.socket is not None:
+            await self.socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL should be."""
+        return f"{self.base}/api/"
+
+    def response_url(self) -> str:
+        """A fresh response_url, as Slack puts one in every command and click."""
+        return f"{self.base}/response/{next(self._urls)}"  # type: ignore[call-overload]
+
+    def fail(self, method: str, **kwargs: Any) -> None:
+        """Queue a failure for the next matching call(s) of `method`."""
+        self.failures.setdefault(method, []).append(Failure(**kwargs))
+
+    def of(self, method: str) -> list[Call]:
+        """Successful calls of one method, in order."""
+        return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def attempts(self, method: str) -> list[Call]:
+        """Every call of one method, failed ones included."""
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_response(self, url: str, count: int = 1, timeout: float = 60) -> list[dict]:
+        """The messages posted to one response_url, once `count` have arrived."""
+        key = url.rsplit("/", 1)[-1]
+        assert self._changed is not None
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.responses.get(key, [])) >= count),
+                timeout,
+            )
+        return self.responses[key]
+
+    async def _notify(self) -> None:
+        """Wake whoever waits for a response."""
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _response(self, request: web.Request) -> web.Response:
+        """A response_url post."""
+        payload = await request.json()
+        self.responses.setdefault(request.match_info["n"], []).append(payload)
+        await self._notify()
+        return web.Response(text="ok")
+
+    async def _api(self, request: web.Request) -> web.Response:
+        """One Web API call."""
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            raw = await request.text()
+            if request.content_type == "application/json":
+                args.update(json.loads(raw or "{}"))
+            else:
+                args.update(dict(urllib.parse.parse_qsl(raw)))
+        for key in ("blocks", "view"):
+            if isinstance(args.get(key), str):
+                args[key] = json.loads(args[key])
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or args.get("token")
+        call = Call(method, args, token)
+        self.calls.append(call)
+        if token not in self.tokens:
+            call.status = 0
+            return _json({"ok": False, "error": "invalid_auth"})
+        failure = self._take_failure(method, args)
+        if failure is not None:
+            call.status = failure.status if failure.status != 200 else 0
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+            error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")
+            return _json({"ok": False, "error": error}, status=failure.status, headers=headers)
+        return _json(self._answer(method, args))
+
+    def _take_failure(self, method: str, args: dict[str, Any]) -> Failure | None:
+        """The first queued failure that matches this call (used up one time)."""
+        for failure in self.failures.get(method, []):
+            if failure.times > 0 and failure.channel in (None, args.get("channel")):
+                failure.times -= 1
+                return failure
+        return None
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The happy-path answer of each method paperbot uses."""
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "team": "Papers Inc",
+                "team_id": TEAM,
+                "user_id": BOT_USER,
+                "user": "paperbot",
+                "bot_id": "BPAPERS",
+                "url": "https://papers.slack.com/",
+            }
+        if method == "users.info":
+            user = str(args.get("user"))
+            tz = self.timezones.get(user, self.default_tz)
+            return {"ok": True, "user": {"id": user, "name": user.lower(), "tz": tz}}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
+        if method == "chat.postMessage":
+            ts = f"1700000000.{next(self._ts):06d}"  # type: ignore[call-overload]
+            return {
+                "ok": True,
+                "channel": args.get("channel"),
+                "ts": ts,
+                "message": {"ts": ts, "text": args.get("text")},
+            }
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}  # type: ignore[call-overload]
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.base.replace("http", "ws") + "/socket"}
+        return {"ok": True}
+
+    # -- Socket Mode -----------------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """The Socket Mode websocket: hello, then envelopes we push; acks are recorded."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.socket = ws
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
+        assert self._socket_ready is not None
+        self._socket_ready.set()
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(message.data))
+                await self._notify()
+        return ws
+
+    async def push(self, envelope: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """Send one Socket Mode envelope and return the app's acknowledgement of it."""
+        assert self._socket_ready is not None and self._changed is not None
+        await asyncio.wait_for(self._socket_ready.wait(), timeout)
+        assert self.socket is not None
+        await self.socket.send_str(json.dumps(envelope))
+        envelope_id = envelope["envelope_id"]
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(
+                    lambda: any(a.get("envelope_id") == envelope_id for a in self.socket_acks)
+                ),
+                timeout,
+            )
+        return next(a for a in self.socket_acks if a.get("envelope_id") == envelope_id)
+
+
+def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None):
+    """A JSON response as the Web API sends it."""
+    return web.json_response(data, status=status, headers=headers)
+
+
+# -- payloads Slack would send -------------------------------------------------------------
+
+
+def command_body(
+    text: str,
+    response_url: str,
+    *,
+    user: str = "U1",
+    team: str = TEAM,
+    channel: str = "C1",
+    channel_name: str = "papers",
+    user_name: str = "ada",
+) -> str:
+    """A form-encoded `/papers` slash command."""
+    return urllib.parse.urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": team,
+            "team_domain": "papers",
+            "channel_id": channel,
+            "channel_name": channel_name,
+            "user_id": user,
+            "user_name": user_name,
+            "command": "/papers",
+            "text": text,
+            "api_app_id": "APAPERS",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": "123.456.abc",
+        }
+    )
+
+
+def button_body(
+    action: dict[str, Any],
+    response_url: str | None,
+    *,
+    user: str = "U1",
+    team: str = TEAM,
+    channel: str = "C1",
+    message_ts: str = "1699999999.000001",
+    view: bool = False,
+) -> str:
+    """A form-encoded `block_actions` payload for one clicked button."""
+    container: dict[str, Any]
+    if view:
+        container = {"type": "view", "view_id": "V1"}
+    else:
+        container = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        }
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+        "api_app_id": "APAPERS",
+        "token": "legacy-verification-token",
+        "container": container,
+        "trigger_id": "123.456.abc",
+        "team": {"id": team, "domain": "papers"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "actions": [
+            {
+                "action_id": action["action_id"],
+                "block_id": action.get("block_id", "b1"),
+                "text": action.get("text", {"type": "plain_text", "text": "x"}),
+                "value": action["value"],
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    if not view:
+        payload["channel"] = {"id": channel, "name": "papers"}
+        payload["message"] = {"type": "message", "ts": message_ts, "text": "paper"}
+    if response_url:
+        payload["response_url"] = response_url
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def event_body(event: dict[str, Any], *, event_id: str, team: str = TEAM) -> str:
+    """An Events API `event_callback` JSON body."""
+    return json.dumps(
+        {
+            "token": "legacy-verification-token",
+            "team_id": team,
+            "api_app_id": "APAPERS",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": team, "user_id": BOT_USER, "is_bot": True, "enterprise_id": None}
+            ],
+            "is_ext_shared_channel": False,
+        }
+    )
+
+
+def reaction_event(
+    reaction: str, channel: str, ts: str, *, user: str = "U1", removed: bool = False
+) -> dict[str, Any]:
+    """A `reaction_added` / `reaction_removed` event on a message."""
+    return {
+        "type": "reaction_removed" if removed else "reaction_added",
+        "user": user,
+        "reaction": reaction,
+        "item_user": BOT_USER,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": f"{time.time():.6f}",
+    }
+
+
+def buttons_in(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every button in a list of blocks, with the block_id it sits in."""
+    out = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            for element in block["elements"]:
+                out.append({**element, "block_id": block["block_id"]})
+    return out
+
+
+def texts_in(blocks: list[dict[str, Any]]) -> list[str]:
+    """Every text string in a list of blocks (sections, headers, context, buttons)."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                out.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return out
