@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -33,6 +31,7 @@ from bot.cli_app import (
     iso_date,
     positive_int,
 )
+from bot.cli_chat import add_console, add_run, start_console
 from bot.cli_model import add_dataset, add_eval, add_train
 from bot.config import ConfigError, Settings, load_settings
 from recommender import ids, pipeline
@@ -441,15 +440,20 @@ def cmd_demo(args: argparse.Namespace, app: App) -> int:
     app.out.print()
     app.out.print("Next steps:", style="bold")
     steps = [
+        "paperbot console              # chat: search, digest, like/save, subscribe",
         *(f"paperbot search {q}" for q in DEMO_QUERIES),
         f"paperbot papers show {example_id}",
         "paperbot stats",
         "paperbot ingest --source hf    # today's Hugging Face Daily Papers (network)",
         f"paperbot run                  # ingest {','.join(app.settings.sources)} every "
-        f"{app.settings.ingest_interval_minutes} min",
+        f"{app.settings.ingest_interval_minutes} min, digests, Slack/Discord when configured",
     ]
     for step in steps:
         app.out.print(f"  {step}")
+    if not args.no_console and sys.stdin.isatty():
+        app.out.print()
+        app.out.print("Starting the console chat (Ctrl-D or `quit` to leave)…", style="bold")
+        return start_console(app)
     return 0
 
 
@@ -462,53 +466,14 @@ def add_demo(sub: Any) -> None:
         description=(
             "Ingest the bundled sample corpus (95 papers) into the store, embed it when the "
             "sentence encoder is installed, build the search index, print stats and example "
-            "commands. Needs no tokens and no Redis server; running it again changes nothing."
+            "commands, then (in a terminal) open the console chat. Needs no tokens and no "
+            "Redis server; running it again changes nothing."
         ),
+    )
+    p.add_argument(
+        "--no-console", action="store_true", help="stop after the set-up; do not open the chat"
     )
     p.set_defaults(handler=cmd_demo)
-
-
-def cmd_run(args: argparse.Namespace, app: App) -> int:
-    """`paperbot run`: schedule ingests (while holding the lease) until Ctrl-C or SIGTERM."""
-    store = app.store()
-    index = pipeline.build_index(store)
-    runtime = app.runtime(index=index)
-    service = sched.SchedulerService(runtime)
-    stop = threading.Event()
-    restore = None
-    if threading.current_thread() is threading.main_thread():
-        # systemd and docker stop with SIGTERM: treat it like Ctrl-C.
-        restore = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    settings = app.settings
-    app.err.print(
-        f"paperbot running: ingest {', '.join(settings.sources)} every "
-        f"{settings.ingest_interval_minutes} min into {app.where()}; "
-        f"search index {len(index)} papers. Ctrl-C to stop."
-    )
-    try:
-        service.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
-    app.err.print("paperbot stopped.")
-    return 0
-
-
-def add_run(sub: Any) -> None:
-    """Register `run`."""
-    p = _add_command(
-        sub,
-        "run",
-        help="run the scheduler: ingest the configured sources on an interval",
-        description=(
-            "Ingest every source in PAPERBOT_SOURCES now and then every "
-            "PAPERBOT_INGEST_INTERVAL_MINUTES, until Ctrl-C or SIGTERM. Several processes "
-            "may share one Redis: one holds the scheduler lease, the others stand by."
-        ),
-    )
-    p.set_defaults(handler=cmd_run)
 
 
 COMMANDS: list[Registrar] = [
@@ -517,6 +482,7 @@ COMMANDS: list[Registrar] = [
     add_search,
     add_papers,
     add_stats,
+    add_console,
     add_run,
     add_train,
     add_eval,

@@ -7,6 +7,7 @@ over when the holder stops renewing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
@@ -61,6 +62,9 @@ class Runtime:
     encoder_factory: Callable[[], TextEncoder | None] | None = None
     # Reports of the most recent run per source, for status output and tests.
     last_reports: dict[str, IngestReport] = field(default_factory=dict)
+    # The chat side, when one runs: digests are sent through it, on its event loop.
+    core: Any = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     def get_encoder(self) -> TextEncoder | None:
         """The encoder, built by `encoder_factory` the first time it is needed."""
@@ -159,7 +163,79 @@ def build_scheduler(runtime: Runtime, *, run_now: bool = True) -> BackgroundSche
         timezone=UTC,
     )
     add_ingest_jobs(scheduler, runtime, run_now=run_now)
+    if runtime.core is not None:
+        add_chat_jobs(scheduler, runtime)
     return scheduler
+
+
+RETRAIN_JOB = "retrain"
+DIGEST_JOB = "digests"
+RETRAIN_MINUTES = 30
+DIGEST_TICK_SECONDS = 60
+
+
+def add_chat_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> list[str]:
+    """Retraining after new feedback, and the per-minute digest tick (own worker each)."""
+    scheduler.add_executor(ThreadPoolExecutor(max_workers=1), alias="train")
+    scheduler.add_executor(ThreadPoolExecutor(max_workers=1), alias="digests")
+    scheduler.add_job(
+        retrain_job,
+        "interval",
+        minutes=RETRAIN_MINUTES,
+        id=RETRAIN_JOB,
+        name="retrain after new feedback",
+        args=[runtime],
+        executor="train",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        digest_job,
+        "interval",
+        seconds=DIGEST_TICK_SECONDS,
+        id=DIGEST_JOB,
+        name="send due digests",
+        args=[runtime],
+        executor="digests",
+        replace_existing=True,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=5),
+    )
+    return [RETRAIN_JOB, DIGEST_JOB]
+
+
+def retrain_job(runtime: Runtime) -> bool:
+    """Refit the recommender if anyone's feedback changed since the last fit."""
+    service = runtime.core.service
+    try:
+        if not service.needs_training():
+            return False
+        model = service.train()
+    except Exception as exc:
+        log.error("retrain failed: %s: %s", type(exc).__name__, _first_line(exc))
+        return False
+    log.info(
+        "retrained on %s interactions from %s people in %.1fs",
+        model.report.get("interactions"),
+        model.report.get("users"),
+        model.report.get("fit_seconds", 0.0),
+    )
+    return True
+
+
+def digest_job(runtime: Runtime, now: datetime | None = None) -> dict[str, str]:
+    """Send every digest that is due, on the chat event loop; never raises."""
+    core = runtime.core
+    try:
+        coro = core.delivery.run_due(now)
+        if runtime.loop is not None and runtime.loop.is_running():
+            results = asyncio.run_coroutine_threadsafe(coro, runtime.loop).result(timeout=900)
+        else:
+            results = asyncio.run(coro)
+    except Exception as exc:
+        log.error("digest run failed: %s: %s", type(exc).__name__, _first_line(exc))
+        return {}
+    for sub_id, outcome in results.items():
+        log.info("digest %s: %s", sub_id, outcome)
+    return results
 
 
 def add_ingest_jobs(

@@ -669,6 +669,10 @@ class SlackRuntime:
 
     async def _http_request(self, request: web.Request) -> web.Response:
         """Hand one signed request to Bolt (it verifies the signature and timestamp)."""
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not stamp.isdigit() or len(stamp) > 12:
+            # Bolt's verifier raises on a non-numeric timestamp (a 500); this is a 401.
+            return web.json_response({"error": "invalid request"}, status=401)
         bolt_request = await to_bolt_request(request)
         bolt_response: BoltResponse = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)

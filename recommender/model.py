@@ -81,6 +81,29 @@ class FitConfig:
     seed: int = 0
 
 
+@dataclass(slots=True)
+class Interactions:
+    """Feedback already in matrix form: rows are `users`, columns are `papers`."""
+
+    users: list[str]
+    papers: list[str]
+    matrix: sp.csr_matrix
+
+    def aligned(self, pidx: dict[str, int]) -> tuple[sp.csr_matrix, list[str], int]:
+        """The matrix with columns in the model's paper order; unknown papers dropped."""
+        cols = np.array([pidx.get(p, -1) for p in self.papers], dtype=np.int64)
+        coo = self.matrix.tocoo()
+        target = cols[coo.col]
+        keep = target >= 0
+        matrix = sp.csr_matrix(
+            (coo.data[keep].astype(np.float32), (coo.row[keep], target[keep])),
+            shape=(len(self.users), len(pidx)),
+        )
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        return matrix, list(self.users), int((~keep).sum())
+
+
 @dataclass(frozen=True, slots=True)
 class Recommendation:
     """One ranked paper for one user."""
@@ -153,12 +176,15 @@ class HybridRecommender:
         *,
         embeddings: np.ndarray | None = None,
         progress: Callable[[str], None] | None = None,
+        content: tuple[ContentModel, ItemContent] | None = None,
     ) -> HybridRecommender:
         """Train every signal and choose the blend on a validation split.
 
-        `interactions` are (user, paper id, weight) with negative weight = dislike; papers
-        not in `papers` are skipped and counted. `embeddings` are rows aligned with
-        `papers` (None = no sentence encoder: content falls back to TF-IDF).
+        `interactions` are (user, paper id, weight) with negative weight = dislike, or a
+        ready `Interactions` matrix; papers not in `papers` are skipped and counted.
+        `embeddings` are rows aligned with `papers` (None = no sentence encoder: content
+        falls back to TF-IDF). `content` reuses an earlier content fit of the same papers
+        (a retrain after new feedback need not re-read every abstract).
         """
         t0 = time.perf_counter()
         say = progress or (lambda _msg: None)
@@ -168,14 +194,20 @@ class HybridRecommender:
         self.pidx = {pid: i for i, pid in enumerate(self.paper_ids)}
         self.titles = [p.title for p in papers]
         self.authors = [list(p.authors) for p in papers]
-        full, self.user_ids, unknown = self._matrix(interactions)
+        if isinstance(interactions, Interactions):
+            full, self.user_ids, unknown = interactions.aligned(self.pidx)
+        else:
+            full, self.user_ids, unknown = self._matrix(interactions)
         self.uidx = {u: i for i, u in enumerate(self.user_ids)}
         self.report = {"users": len(self.user_ids), "papers": len(papers)}
         self.report["interactions"] = int(full.nnz)
         self.report["unknown_papers_skipped"] = unknown
         say("content features")
-        self.content_model = ContentModel()
-        self.items = self.content_model.fit(papers, embeddings)
+        if content is not None and len(content[1].dense) == len(papers):
+            self.content_model, self.items = content
+        else:
+            self.content_model = ContentModel()
+            self.items = self.content_model.fit(papers, embeddings)
         self.report["content"] = self.content_model.dense_kind
         self.community = _community(papers)
 
@@ -191,15 +223,31 @@ class HybridRecommender:
         self.shrink, self.imc_ridge = None, cfg.imc_ridge[len(cfg.imc_ridge) // 2]
         self.weights_catalog = np.zeros(len(SIGNALS))
         self.weights_cold = np.zeros(len(SIGNALS))
-        self._fit_signals(train, factors)
+        # Tuning only ever scores validation users: give only them user-side vectors.
+        cap = max(1, int(min(cfg.validation_users, cfg.validation_cells / len(self.paper_ids))))
+        cold_users = sorted(cold_val)[:cap]
+        val_users = np.array(sorted(set(catalog_val) | set(cold_users)), dtype=np.int64)
+        where = {int(u): i for i, u in enumerate(val_users)}
+        self._fit_signals(train, factors, users=val_users)
         say("blend weights")
-        self._tune(train, catalog_val, cold_val, cold_items)
+        self._tune(
+            {where[u]: v for u, v in catalog_val.items()},
+            {where[u]: cold_val[u] for u in cold_users},
+            cold_items,
+        )
 
         say("final fit")
-        if factors is not None and train.nnz != full.nnz:
-            # Warm start: the held-out interactions only nudge factors that are nearly there.
-            iters = max(3, self.als_params.iterations // 3)
-            factors = fit_als(full, self.als_params, seed=cfg.seed, warm=factors, iterations=iters)
+        held = full.nnz - train.nnz
+        if factors is not None and held:
+            if held <= 0.05 * full.nnz:
+                # Few held-out interactions: re-solve just the touched rows, no refit.
+                factors = self._patch_factors(full, factors, val_users, cold_items)
+            else:
+                # Warm start: held-out interactions only nudge factors that are nearly there.
+                iters = max(3, self.als_params.iterations // 3)
+                factors = fit_als(
+                    full, self.als_params, seed=cfg.seed, warm=factors, iterations=iters
+                )
         self._fit_signals(full, factors)
         self.fitted = True
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
@@ -256,13 +304,11 @@ class HybridRecommender:
         keep = ~is_cold[full.indices]
         positive = full.data > 0
         cap = int(min(cfg.validation_users, cfg.validation_cells / max(full.shape[1], 1)))
-        eligible = [
-            u
-            for u in range(full.shape[0])
-            if (positive & keep)[full.indptr[u] : full.indptr[u + 1]].sum() >= 2
-        ]
+        rows = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
+        usable = np.bincount(rows, weights=positive & keep, minlength=full.shape[0])
+        eligible = np.flatnonzero(usable >= 2)
         held: dict[int, list[np.ndarray]] = {}
-        for u in rng.permutation(eligible)[:cap] if eligible else []:
+        for u in rng.permutation(eligible)[:cap]:
             start, end = full.indptr[u], full.indptr[u + 1]
             slots = np.flatnonzero(positive[start:end] & keep[start:end])
             n_out = min(len(slots) - 1, max(1, round(len(slots) * cfg.holdout_fraction)))
@@ -276,14 +322,14 @@ class HybridRecommender:
             keep[start + out] = False
             held[int(u)] = [full.indices[start + out]]
         cold_val: dict[int, np.ndarray] = {}
-        for u in range(full.shape[0]):
-            start, end = full.indptr[u], full.indptr[u + 1]
-            mine = full.indices[start:end][positive[start:end] & is_cold[full.indices[start:end]]]
+        remaining = np.bincount(rows, weights=positive & keep, minlength=full.shape[0])
+        on_cold = positive & is_cold[full.indices]
+        for u in np.unique(rows[on_cold]):
             # Only users who keep some history can be scored on unseen papers.
-            if len(mine) and (keep[start:end] & positive[start:end]).any():
-                cold_val[u] = mine
+            if remaining[u] > 0:
+                start, end = full.indptr[u], full.indptr[u + 1]
+                cold_val[int(u)] = full.indices[start:end][on_cold[start:end]]
         catalog_val = {u: np.unique(np.concatenate(parts)) for u, parts in held.items()}
-        rows = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
         train = sp.csr_matrix((full.data[keep], (rows[keep], full.indices[keep])), shape=full.shape)
         return train, catalog_val, cold_val, cold_items
 
@@ -314,25 +360,45 @@ class HybridRecommender:
         }
         return best
 
+    def _patch_factors(
+        self,
+        full: sp.csr_matrix,
+        factors: tuple[np.ndarray, np.ndarray],
+        users: np.ndarray,
+        items: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Re-solve the factors of held-out papers, then of validation users, on all data."""
+        user_f, item_f = factors[0].copy(), factors[1].copy()
+        if len(items):
+            by_item = full.T.tocsr()[items]
+            item_f[items] = FoldIn(user_f, self.als_params)(by_item)
+        if len(users):
+            user_f[users] = FoldIn(item_f, self.als_params)(full[users])
+        return user_f, item_f
+
     # ------------------------------------------------------------------ signals
 
     def _fit_signals(
-        self, matrix: sp.csr_matrix, factors: tuple[np.ndarray, np.ndarray] | None
+        self,
+        matrix: sp.csr_matrix,
+        factors: tuple[np.ndarray, np.ndarray] | None,
+        users: np.ndarray | None = None,
     ) -> None:
-        """Item-side models and per-user vectors from one interaction matrix."""
+        """Item-side models from one interaction matrix, and the vectors of `users` (all)."""
         cfg = self.config
-        self.R = matrix.tocsr().astype(np.float32)
-        positive = self.R.multiply(self.R > 0).tocsr()
+        matrix = matrix.tocsr().astype(np.float32)
+        positive = matrix.multiply(matrix > 0).tocsr()
         self.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)
         self.warm = self.item_count > 0
         X = self.items.dense
         # imc: W = (AᵀA + λ)⁻¹ Aᵀ R⁺ X (XᵀX + λ)⁻¹ with A = R X: user history -> paper space.
-        A = np.asarray(self.R @ X, dtype=np.float64)
+        A = np.asarray(matrix @ X, dtype=np.float32)
         self._imc_parts = (
-            A.T @ A,
-            A.T @ np.asarray(positive @ X, dtype=np.float64),
-            X.T.astype(np.float64) @ X,
+            (A.T @ A).astype(np.float64),
+            (A.T @ np.asarray(positive @ X, dtype=np.float32)).astype(np.float64),
+            (X.T @ X).astype(np.float64),
         )
+        self.R = matrix if users is None else matrix[users]
         self.knn = (
             item_knn(positive, cfg.knn_neighbours)
             if "knn" in cfg.signals and positive.nnz
@@ -341,6 +407,8 @@ class HybridRecommender:
         self._fold_in = None
         if factors is not None:
             self.user_factors, self.item_factors = factors
+            if users is not None:
+                self.user_factors = self.user_factors[users]
             mapping = (
                 content_to_factors(
                     X[self.warm], self.item_factors[self.warm], self.item_count[self.warm]
@@ -385,16 +453,31 @@ class HybridRecommender:
         self._set_moments(only)
 
     def _set_moments(self, only: tuple[str, ...] = SIGNALS) -> None:
-        """Mean and second moment of each dense signal's paper vectors (for exact spreads)."""
-        if not hasattr(self, "_moments") or only == SIGNALS:
-            self._moments = {}
-        for s, ivec in self._item_vectors().items():
-            if s in only or s not in self._moments:
-                ivec64 = ivec.astype(np.float64)
-                self._moments[s] = (ivec64.mean(axis=0), (ivec64.T @ ivec64) / max(len(ivec64), 1))
+        """Each dense signal's principal axes over the catalogue, and its papers on them.
+
+        Users and papers are stored in the signal's principal axes (eigenvectors of the
+        papers' second moment), where that moment is diagonal: a user's spread of scores
+        over the whole catalogue is then an O(d) sum, not an O(d²) quadratic form.
+        """
+        if not hasattr(self, "_basis") or only == SIGNALS:
+            self._basis, self._moments, self._item_rot = {}, {}, {}
+        for s, ivec in self._raw_item_vectors().items():
+            if s in only or s not in self._basis:
+                ivec = np.asarray(ivec, dtype=np.float32)
+                second = (ivec.T @ ivec).astype(np.float64) / max(len(ivec), 1)
+                vals, vecs = np.linalg.eigh(second)
+                basis = vecs.astype(np.float32)
+                rotated = ivec @ basis
+                self._basis[s] = basis
+                self._item_rot[s] = rotated
+                self._moments[s] = (rotated.mean(axis=0), np.maximum(vals, 0).astype(np.float32))
 
     def _item_vectors(self) -> dict[str, np.ndarray]:
-        """Paper-side matrix of each dense signal."""
+        """Paper-side matrix of each dense signal, on the signal's principal axes."""
+        return self._item_rot
+
+    def _raw_item_vectors(self) -> dict[str, np.ndarray]:
+        """Paper-side matrix of each dense signal, as the signal defines it."""
         vectors = {
             "content": self.item_content,
             "tfidf": self.items.lexical,
@@ -408,51 +491,84 @@ class HybridRecommender:
         """Per-user vectors and per-signal spreads for every user in `self.R`."""
         history = np.asarray(self.R @ self.items.dense, dtype=np.float32)
         if "content" in only:
-            self.u_content = _Rows(history @ self.whiten)
+            self.u_content = _Rows(history @ self._projection("content"))
         if "imc" in only:
-            self.u_imc = _Rows(history @ self.imc)
+            self.u_imc = _Rows(history @ self._projection("imc"))
         if "tfidf" in only:
-            self.u_tfidf = _Rows(np.asarray(self.R @ self.items.lexical, dtype=np.float32))
+            self.u_tfidf = _Rows(self._tfidf_users(self.R))
         if "als" in only:
-            self.u_als = _Rows(self.user_factors[: self.R.shape[0]])
+            self.u_als = _Rows(self._als_users(self.user_factors[: self.R.shape[0]]))
         if only == SIGNALS:
             self.overrides: dict[int, sp.csr_matrix] = {}
-            self.sigma = _Rows(self._spreads(np.arange(self.R.shape[0])))
+            self.sigma = _Rows(self._spreads(None))
         else:
-            fresh = self._spreads(np.arange(self.R.shape[0]), only)
+            fresh = self._spreads(None, only)
             for s in only:
                 self.sigma.data[: self.R.shape[0], SIGNALS.index(s)] = fresh[:, SIGNALS.index(s)]
 
-    def _spreads(self, users: np.ndarray, only: tuple[str, ...] = SIGNALS) -> np.ndarray:
-        """Standard deviation of each signal's scores over the catalogue, per user."""
-        out = np.zeros((len(users), len(SIGNALS)), np.float32)
-        for s, uvec in self._user_vectors(users).items():
+    def _projection(self, signal: str) -> np.ndarray:
+        """History (sum of liked papers' dense vectors) -> user vector on principal axes."""
+        mapping = self.whiten if signal == "content" else self.imc
+        basis = self._basis.get(signal)
+        return mapping if basis is None else (mapping @ basis).astype(np.float32)
+
+    def _tfidf_users(self, rows: sp.csr_matrix) -> np.ndarray:
+        """TF-IDF (LSA) user vectors on principal axes."""
+        if "tfidf" not in self._item_rot:
+            return np.asarray(rows @ self.items.lexical, dtype=np.float32)
+        return np.asarray(rows @ self._item_rot["tfidf"], dtype=np.float32)
+
+    def _als_users(self, factors: np.ndarray) -> np.ndarray:
+        """ALS user factors on principal axes."""
+        basis = self._basis.get("als")
+        return factors if basis is None else (factors @ basis).astype(np.float32)
+
+    def _spreads(self, users: np.ndarray | None, only: tuple[str, ...] = SIGNALS) -> np.ndarray:
+        """Standard deviation of each signal's scores over the catalogue, per user (None: all)."""
+        count = self.u_content.n if users is None else len(users)
+        out = np.zeros((count, len(SIGNALS)), np.float32)
+        for s, uvec in self._user_vectors(users, only).items():
             if s not in only:
                 continue
-            mean, second = self._moments[s]
-            u64 = uvec.astype(np.float64)
-            var = ((u64 @ second) * u64).sum(axis=1) - (u64 @ mean) ** 2
+            mean, variances = self._moments[s]
+            var = (uvec * uvec) @ variances - (uvec @ mean) ** 2
             out[:, SIGNALS.index(s)] = np.sqrt(np.maximum(var, 0))
         for s in SPARSE:
             if s not in only or s not in self.config.signals:
                 continue
-            block = self._rows(users) @ self._knn_sample
+            rows = (
+                self.R
+                if users is None and not self.overrides
+                else self._rows(np.arange(count) if users is None else users)
+            )
+            block = rows @ self._knn_sample
             m = len(self._sample)
             total = np.asarray(block.sum(axis=1)).ravel()
             sq = np.asarray(block.multiply(block).sum(axis=1)).ravel()
             out[:, SIGNALS.index(s)] = np.sqrt(np.maximum(sq / m - (total / m) ** 2, 0))
         return out
 
-    def _user_vectors(self, users: np.ndarray) -> dict[str, np.ndarray]:
-        """User-side matrix of each dense signal."""
-        vectors = {
-            "content": self.u_content.view[users],
-            "tfidf": self.u_tfidf.view[users],
-            "imc": self.u_imc.view[users],
-            "als": self.u_als.view[users],
-            "pop": np.ones((len(users), 1), np.float32),
+    def _user_vectors(
+        self, users: np.ndarray | None, only: Sequence[str] = SIGNALS
+    ) -> dict[str, np.ndarray]:
+        """User-side matrix of each dense signal, for some users (None: all, no copy)."""
+        tables = {
+            "content": self.u_content,
+            "tfidf": self.u_tfidf,
+            "imc": self.u_imc,
+            "als": self.u_als,
         }
-        return {k: v for k, v in vectors.items() if k in self.config.signals}
+        count = self.u_content.n if users is None else len(users)
+        out: dict[str, np.ndarray] = {}
+        for name in SIGNALS:
+            if name not in self.config.signals or name not in only or name == "knn":
+                continue
+            if name == "pop":
+                out[name] = np.ones((count, 1), np.float32)
+            else:
+                view = tables[name].view
+                out[name] = view if users is None else view[users]
+        return out
 
     def _row(self, u: int) -> sp.csr_matrix:
         """The interaction row of a user (folded-in feedback included)."""
@@ -481,25 +597,24 @@ class HybridRecommender:
 
     # ------------------------------------------------------------------ tuning
 
-    def _signal_scores(self, users: np.ndarray, only: Sequence[str]) -> dict[str, np.ndarray]:
-        """Z-scored dense score matrices of some signals for some users over the catalogue."""
+    def _signal_scores(
+        self, users: np.ndarray, only: Sequence[str], *, standardise: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Score matrices of some signals for some users over the catalogue, divided by each
+        user's spread (`standardise`) so the blend weights are comparable."""
         sigma = self.sigma.view[users]
         out = {}
         items = self._item_vectors()
-        for s, uvec in self._user_vectors(users).items():
-            if s not in only:
-                continue
+        for s, uvec in self._user_vectors(users, only).items():
             raw = uvec @ items[s].T
-            out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)])
+            out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)]) if standardise else raw
         for s in SPARSE:
             if s in self.config.signals and s in only:
                 raw = self._sparse_scores(s, users, None).toarray()
-                out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)])
+                out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)]) if standardise else raw
         return out
 
-    def _tune(
-        self, train: sp.csr_matrix, catalog_val: dict, cold_val: dict, cold_items: np.ndarray
-    ) -> None:
+    def _tune(self, catalog_val: dict, cold_val: dict, cold_items: np.ndarray) -> None:
         """Choose whitening, imc ridge and the warm / cold blend weights on validation."""
         cfg = self.config
         names = [s for s in SIGNALS if s in cfg.signals]
@@ -507,14 +622,13 @@ class HybridRecommender:
         # Tasks: (name, users, held-out papers per user, candidate columns or None = all).
         # The catalogue blend must serve both futures: likes on papers others already
         # know, and likes on papers nobody has seen yet, ranked against the whole catalogue.
-        cap = max(1, int(min(cfg.validation_users, cfg.validation_cells / len(self.paper_ids))))
         cold_users = np.array(sorted(cold_val))
         catalog_tasks = []
         if catalog_val:
             catalog_tasks.append(("held-out", np.array(sorted(catalog_val)), catalog_val, None))
         if cold_val:
-            catalog_tasks.append(("new-in-catalogue", cold_users[:cap], cold_val, None))
-        cold_tasks = [("new-only", cold_users[:cap], cold_val, cold_items)] if cold_val else []
+            catalog_tasks.append(("new-in-catalogue", cold_users, cold_val, None))
+        cold_tasks = [("new-only", cold_users, cold_val, cold_items)] if cold_val else []
         sets = catalog_tasks + cold_tasks
         if not sets:
             # Nothing to validate on (one paper per user): content leads, the rest help a little.
@@ -542,22 +656,19 @@ class HybridRecommender:
                 setattr(self, attr, option)
                 self._set_item_side((signal,))
                 self._refresh_users((signal,))
-                total = 0.0
-                for _kind, users, truth, cands in sets:
-                    total += self._single_recall(signal, users, truth, cands)
-                scores[option] = total
+                scores[option] = self._variant_score(signal, sets)
             best_variant[attr] = max(scores, key=scores.get)
             setattr(self, attr, best_variant[attr])
             evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
             self._set_item_side((signal,))
             self._refresh_users((signal,))
+        # Every task is scored in one pass over the validation users.
+        every = self._validations(names, catalog_tasks + cold_tasks)
+        split = {"catalog": every[: len(catalog_tasks)], "cold": every[len(catalog_tasks) :]}
         for kind, tasks in (("catalog", catalog_tasks), ("cold", cold_tasks)):
             if not tasks:
                 continue
-            vals = [
-                self._validation(names, users, truth, cands) for _, users, truth, cands in tasks
-            ]
-            weights, ev = blend.tune_weights(vals)
+            weights, ev = blend.tune_weights(split[kind])
             full = np.zeros(len(SIGNALS))
             for i, s in enumerate(names):
                 full[SIGNALS.index(s)] = weights[i]
@@ -572,41 +683,105 @@ class HybridRecommender:
         self.report["whitening"] = self.shrink
         self.report["imc_ridge"] = self.imc_ridge
 
-    def _validation(
-        self, names: list[str], users: np.ndarray, truth: dict, cands: np.ndarray | None
+    def _validations(self, names: list[str], tasks: list[tuple]) -> list[blend.ValidationSet]:
+        """Pooled z-scores for several tasks, scoring each validation user once for all."""
+        everyone = np.unique(np.concatenate([t[1] for t in tasks]))
+        n_items = len(self.paper_ids)
+        batch = max(50, int(2e7 / max(n_items, 1) / max(len(names), 1)))
+        parts: list[list[blend.ValidationSet]] = [[] for _ in tasks]
+        for start in range(0, len(everyone), batch):
+            ub = everyone[start : start + batch]
+            scores = self._signal_scores(ub, names)
+            for i, (_, users, truth, cands) in enumerate(tasks):
+                mine = np.flatnonzero(np.isin(ub, users))
+                if len(mine):
+                    parts[i].append(self._task_part(names, ub[mine], scores, mine, truth, cands))
+        out = []
+        for task_parts in parts:
+            width = max(p.z.shape[2] for p in task_parts)
+            z = np.concatenate([_pad(p.z, width, -1e9) for p in task_parts])
+            relevant = np.concatenate([_pad(p.relevant, width, False) for p in task_parts])
+            n_rel = np.concatenate([p.n_relevant for p in task_parts])
+            out.append(blend.ValidationSet(names, z, relevant, n_rel, task_parts[0].ks))
+        return out
+
+    def _task_part(
+        self,
+        names: list[str],
+        users: np.ndarray,
+        scores: dict[str, np.ndarray],
+        rows_in_batch: np.ndarray,
+        truth: dict,
+        cands: np.ndarray | None,
     ) -> blend.ValidationSet:
-        """Pooled z-scores of validation users, in batches to bound memory."""
+        """One task's pooled z-scores for a batch of its users."""
         n_items = len(self.paper_ids) if cands is None else len(cands)
         ks = tuple(k for k in TUNE_KS if k <= max(10, n_items // 3))
-        batch = max(50, int(2e7 / max(n_items, 1) / max(len(names), 1)))
-        parts = []
-        for start in range(0, len(users), batch):
-            ub = users[start : start + batch]
-            scores = self._signal_scores(ub, names)
-            mats = [scores[s] if cands is None else scores[s][:, cands] for s in names]
+        if cands is None:
+            mats = [scores[s][rows_in_batch] for s in names]
+            excluded = np.zeros(mats[0].shape, dtype=bool)
+            rows = self.R[users]
+            excluded[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = True
+            truth_cols = [truth[int(u)] for u in users]
+        else:
+            mats = [scores[s][np.ix_(rows_in_batch, cands)] for s in names]
             excluded = None
-            if cands is None:
-                excluded = np.zeros(mats[0].shape, dtype=bool)
-                rows = self.R[ub]
-                excluded[np.repeat(np.arange(len(ub)), np.diff(rows.indptr)), rows.indices] = True
-                truth_cols = [truth[int(u)] for u in ub]
-            else:
-                pos = {c: j for j, c in enumerate(cands)}
-                truth_cols = [np.array([pos[c] for c in truth[int(u)] if c in pos]) for u in ub]
-            pools = blend.pool_candidates(mats, max(ks), excluded)
-            parts.append(blend.build_validation(names, mats, pools, truth_cols, excluded, ks))
-        width = max(p.z.shape[2] for p in parts)
-        z = np.concatenate([_pad(p.z, width, -1e9) for p in parts])
-        relevant = np.concatenate([_pad(p.relevant, width, False) for p in parts])
-        n_rel = np.concatenate([p.n_relevant for p in parts])
-        return blend.ValidationSet(names, z, relevant, n_rel, ks)
+            pos = {c: j for j, c in enumerate(cands)}
+            truth_cols = [np.array([pos[c] for c in truth[int(u)] if c in pos]) for u in users]
+        pools = blend.pool_candidates(mats, max(ks), excluded)
+        return blend.build_validation(names, mats, pools, truth_cols, excluded, ks)
 
-    def _single_recall(
-        self, signal: str, users: np.ndarray, truth: dict, cands: np.ndarray | None
-    ) -> float:
-        """Mean recall over the tuning depths of one signal alone."""
-        val = self._validation([signal], users, truth, cands)
-        return float(val.recall(np.ones(1)).mean())
+    def _variant_score(self, signal: str, tasks: list[tuple]) -> float:
+        """Summed mean recall (over tuning depths) of one signal alone on every task.
+
+        One signal needs no pools or standardising: a held-out paper's rank is the number
+        of eligible papers that outscore it in the raw scores. Each user is scored once.
+        """
+        everyone = np.unique(np.concatenate([t[1] for t in tasks]))
+        n_items = len(self.paper_ids)
+        batch = max(50, int(2e7 / max(n_items, 1)))
+        totals = [np.zeros(0) for _ in tasks]
+        counts = [0 for _ in tasks]
+        for start in range(0, len(everyone), batch):
+            ub = everyone[start : start + batch]
+            raw_all = self._signal_scores(ub, [signal], standardise=False)[signal]
+            for i, (_, users, truth, cands) in enumerate(tasks):
+                mine = np.flatnonzero(np.isin(ub, users))
+                if not len(mine):
+                    continue
+                part = self._single_task_recall(raw_all[mine], ub[mine], truth, cands)
+                totals[i] = part if not len(totals[i]) else totals[i] + part
+                counts[i] += len(mine)
+        return float(
+            sum(t.mean() / max(c, 1) for t, c in zip(totals, counts, strict=True) if len(t))
+        )
+
+    def _single_task_recall(
+        self, raw: np.ndarray, users: np.ndarray, truth: dict, cands: np.ndarray | None
+    ) -> np.ndarray:
+        """Summed recall at each tuning depth over a batch of one task's users."""
+        n_items = len(self.paper_ids) if cands is None else len(cands)
+        ks = np.array([k for k in TUNE_KS if k <= max(10, n_items // 3)])
+        if cands is None:
+            raw = raw.copy()
+            rows = self.R[users]
+            raw[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
+            targets = [np.asarray(truth[int(u)]) for u in users]
+        else:
+            raw = raw[:, cands]
+            pos = {c: j for j, c in enumerate(cands)}
+            targets = [np.array([pos[c] for c in truth[int(u)] if c in pos]) for u in users]
+        total = np.zeros(len(ks))
+        for j, t in enumerate(targets):
+            if len(t) == 0:
+                continue
+            mine = raw[j, t]
+            above = (raw[j][None, :] > mine[:, None]).sum(axis=1)
+            tied = (raw[j][None, :] == mine[:, None]).sum(axis=1)
+            # Random tie-breaking, as in the blend search.
+            chance = np.clip(ks[:, None] - above[None, :], 0, tied) / tied
+            total += chance.sum(axis=1) / len(t)
+        return total
 
     # ------------------------------------------------------------------ serving
 
@@ -618,9 +793,15 @@ class HybridRecommender:
         """Row of a user, or None for someone the model has never seen."""
         return self.uidx.get(user)
 
-    def score(self, users: Sequence[str], cols: np.ndarray | None = None) -> np.ndarray:
+    def score(
+        self,
+        users: Sequence[str],
+        cols: np.ndarray | None = None,
+        prepared: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+    ) -> np.ndarray:
         """Blended scores (users × papers, or × `cols`); unknown users get the prior only."""
         cols = np.arange(len(self.paper_ids)) if cols is None else np.asarray(cols)
+        prepared = prepared or self._prepare(cols)
         rows = np.array([self.uidx.get(u, -1) for u in users], dtype=np.int64)
         out = np.zeros((len(users), len(cols)), np.float32)
         # A user whose feedback was all taken back (folded in with an empty history) has
@@ -637,27 +818,32 @@ class HybridRecommender:
             # No history at all: community signals are all there is.
             out[~known] = self.prior[cols][None, :]
         if known.any():
-            out[known] = self._score_known(rows[known], cols)
+            out[known] = self._score_known(rows[known], cols, prepared)
         return out
+
+    def _prepare(self, cols: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The blend weights and per-signal paper vectors for one candidate set."""
+        items = self._item_vectors()
+        return self.weights_for(cols), {s: items[s][cols] for s in items}
 
     def weights_for(self, cols: np.ndarray) -> np.ndarray:
         """The blend for a candidate set: the new-papers blend when no candidate has
         interactions (a digest of this morning's papers), else the catalogue blend."""
         return self.weights_cold if not self.warm[cols].any() else self.weights_catalog
 
-    def _score_known(self, users: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def _score_known(
+        self, users: np.ndarray, cols: np.ndarray, prepared: tuple[np.ndarray, dict]
+    ) -> np.ndarray:
         """Blend for users with rows in the model: one matrix product plus sparse terms."""
         sigma = self.sigma.view[users]
-        weights = self.weights_for(cols)
-        coef = weights[None, :] / np.maximum(sigma, 1e-9)
+        weights, items = prepared
+        coef = (weights[None, :] / np.maximum(sigma, 1e-9)).astype(np.float32)
         coef[sigma <= 1e-9] = 0.0
         uparts, iparts = [], []
-        items = self._item_vectors()
-        for s, uvec in self._user_vectors(users).items():
-            c = coef[:, SIGNALS.index(s)]
-            if c.any():
-                uparts.append(uvec * c[:, None])
-                iparts.append(items[s][cols])
+        active = [s for s in items if coef[:, SIGNALS.index(s)].any()]
+        for s, uvec in self._user_vectors(users, active).items():
+            uparts.append(uvec * coef[:, [SIGNALS.index(s)]])
+            iparts.append(items[s])
         if uparts:
             out = np.hstack(uparts) @ np.hstack(iparts).T
         else:
@@ -686,6 +872,39 @@ class HybridRecommender:
         """
         single = isinstance(users, str)
         names = [users] if single else list(users)
+        cols, ranked, scores = self.recommend_indices(
+            names,
+            candidates,
+            n,
+            exclude,
+            diversify=diversify,
+            muted_authors=muted_authors,
+            batch=batch,
+        )
+        results = [
+            [
+                Recommendation(self.paper_ids[cols[c]], float(v))
+                for c, v in zip(ranked[j], scores[j], strict=True)
+                if np.isfinite(v)
+            ]
+            for j in range(len(names))
+        ]
+        return results[0] if single else results
+
+    def recommend_indices(
+        self,
+        users: Sequence[str],
+        candidates: Sequence[str] | None = None,
+        n: int = 10,
+        exclude: dict[str, Iterable[str]] | Iterable[str] | None = None,
+        *,
+        diversify: bool = True,
+        muted_authors: dict[str, Iterable[str]] | None = None,
+        batch: int = 2000,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`recommend` as arrays, for many users at once: (candidate columns, positions into
+        them per user (users × n), scores (users × n, -inf where fewer were left))."""
+        names = list(users)
         if candidates is None:
             cols = np.arange(len(self.paper_ids))
         else:
@@ -695,30 +914,27 @@ class HybridRecommender:
         shared_ban = None
         if exclude is not None and not isinstance(exclude, dict):
             shared_ban = self._positions(exclude, position)
+        width = min(len(cols), n)
         depth = min(len(cols), n * 4 if diversify else n)
         # Pairwise similarity of a small shared candidate set is computed once for MMR.
         cand_sim = None
         if diversify and len(cols) <= 4000:
             vec = self.items.dense[cols]
             cand_sim = vec @ vec.T
-        results: list[list[Recommendation]] = []
+        prepared = self._prepare(cols)
+        all_ranked = np.zeros((len(names), width), dtype=np.int64)
+        all_scores = np.full((len(names), width), -np.inf, dtype=np.float32)
         for start in range(0, len(names), batch):
             chunk = names[start : start + batch]
-            scores = self.score(chunk, cols)
+            scores = self.score(chunk, cols, prepared)
             self._ban(scores, chunk, position, shared_ban, exclude, muted_authors)
             ranked = top_k(scores, depth)
             top_scores = np.take_along_axis(scores, ranked, axis=1)
             if diversify and depth > n:
                 ranked, top_scores = self._mmr(ranked, top_scores, cols, cand_sim, n)
-            for j in range(len(chunk)):
-                results.append(
-                    [
-                        Recommendation(self.paper_ids[cols[c]], float(v))
-                        for c, v in zip(ranked[j, :n], top_scores[j, :n], strict=True)
-                        if np.isfinite(v)
-                    ]
-                )
-        return results[0] if single else results
+            all_ranked[start : start + len(chunk)] = ranked[:, :width]
+            all_scores[start : start + len(chunk)] = top_scores[:, :width]
+        return cols, all_ranked, all_scores
 
     def _positions(self, ids: Iterable[str], position: np.ndarray) -> np.ndarray:
         """Candidate positions of paper ids (unknown or non-candidate ids dropped)."""
@@ -810,12 +1026,12 @@ class HybridRecommender:
         row.sum_duplicates()
         u = self.uidx.get(user)
         hist = np.asarray(row @ self.items.dense, dtype=np.float32)[0]
-        content, imc = hist @ self.whiten, hist @ self.imc
-        lexical = np.asarray(row @ self.items.lexical, dtype=np.float32)[0]
+        content, imc = hist @ self._projection("content"), hist @ self._projection("imc")
+        lexical = self._tfidf_users(row)[0]
         if "als" in self.config.signals and row.nnz:
             if getattr(self, "_fold_in", None) is None:
                 self._fold_in = FoldIn(self.item_factors, self.als_params)
-            als = self._fold_in(row)[0]
+            als = self._als_users(self._fold_in(row))[0]
         else:
             als = np.zeros(self.u_als.data.shape[1], np.float32)
         if u is None:
@@ -869,10 +1085,23 @@ class HybridRecommender:
             row.resize((1, n))
         self.knn.resize((n, n))
         self._knn_sample.resize((n, len(self._sample)))
-        self.item_content = np.vstack([self.item_content, extra.dense @ self.whiten])
-        self.item_als = np.vstack([self.item_als, extra.dense @ self.factor_map])
-        self._set_item_side(("pop",))
-        self._set_moments()
+        new_rows = {
+            "content": extra.dense @ self.whiten,
+            "tfidf": extra.lexical,
+            "imc": extra.dense,
+            "als": extra.dense @ self.factor_map,
+        }
+        self.item_content = np.vstack([self.item_content, new_rows["content"]])
+        self.item_als = np.vstack([self.item_als, new_rows["als"]])
+        # Principal axes stay those of the fit, so every user's spread stays valid.
+        for signal, block in new_rows.items():
+            if signal in self._basis:
+                rotated = (block @ self._basis[signal]).astype(np.float32)
+                self._item_rot[signal] = np.vstack([self._item_rot[signal], rotated])
+        prior = np.log1p(self.item_count) + self.community
+        self.prior = ((prior - prior.mean()) / (prior.std() + 1e-9)).astype(np.float32)
+        if "pop" in self._basis:
+            self._item_rot["pop"] = self.prior[:, None] @ self._basis["pop"]
         return len(fresh)
 
     # ------------------------------------------------------------------ explanations
@@ -1077,10 +1306,15 @@ def _community(papers: Sequence[Paper]) -> np.ndarray:
 
 
 def _zscore(raw: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Per-row standardisation with precomputed spreads (rows with no spread become 0)."""
-    centred = raw - raw.mean(axis=1, keepdims=True)
-    safe = np.where(sigma > 1e-9, sigma, np.inf)
-    return (centred / safe[:, None]).astype(np.float32)
+    """Scores divided by each user's spread (rows with no spread become 0).
+
+    The per-user mean is left in: it shifts all of one user's scores alike, so no ranking
+    changes, and skipping it saves a pass over every matrix.
+    """
+    scale = np.where(sigma > 1e-9, 1.0 / np.maximum(sigma, 1e-9), 0.0).astype(np.float32)
+    raw = np.asarray(raw, dtype=np.float32)
+    raw *= scale[:, None]
+    return raw
 
 
 def _pad(array: np.ndarray, width: int, value: Any) -> np.ndarray:

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
-from recommender.content import paper_text
+from recommender.content import ContentModel, ItemContent, paper_text
 from recommender.embeddings import TextEncoder, embed_cached
 from recommender.index import Query, SearchIndex, parse_query
-from recommender.model import Explanation, FitConfig, HybridRecommender
+from recommender.model import Explanation, FitConfig, HybridRecommender, Interactions
 from recommender.store import Store
 from recommender.types import Feedback, Paper
 
@@ -63,6 +64,8 @@ class Preferences:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A retrain reuses the last content fit while at least this share of papers is unchanged.
+REUSE_CONTENT = 0.8
 # How much one matching boosted topic adds, in units of a person's score spread.
 TOPIC_BOOST = 1.0
 # Digest diversity: mostly relevance, with enough variety that ten near-copies never show.
@@ -105,7 +108,8 @@ class PaperService:
         self.model_version: str | None = None
         self.trained_feedback_version = -1
         self._lock = threading.RLock()
-        self._known_papers = 0
+        self._content_cache: tuple[ContentModel, ItemContent, list[str]] | None = None
+        self._first_model = threading.Lock()
 
     # -- keeping up with the store ---------------------------------------------------------
 
@@ -153,13 +157,66 @@ class PaperService:
                 rows.append((uid, pid, weight))
         return rows
 
+    def interactions(self) -> Interactions:
+        """All feedback in the store as one sparse matrix (people × papers, net weights)."""
+        weight_of: dict[bytes, float] = {}
+        column: dict[bytes, int] = {}
+        users: list[str] = []
+        indptr, indices, data = [0], [], []
+        for uid, raw in self.store.feedback_rows():
+            for pid, kinds in raw.items():
+                weight = weight_of.get(kinds)
+                if weight is None:
+                    weight = weight_of[kinds] = self.weights.weight(kinds.decode().split(","))
+                if weight:
+                    indices.append(column.setdefault(pid, len(column)))
+                    data.append(weight)
+            users.append(uid)
+            indptr.append(len(indices))
+        matrix = sp.csr_matrix(
+            (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr)),
+            shape=(len(users), len(column)),
+        )
+        return Interactions(users, [p.decode() for p in column], matrix)
+
+    def _content(self, papers: Sequence[Paper]) -> tuple[ContentModel, ItemContent] | None:
+        """Reuse the last content fit when most papers are unchanged (new ones transformed)."""
+        if self._content_cache is None:
+            return None
+        content_model, items, ids = self._content_cache
+        row = {pid: i for i, pid in enumerate(ids)}
+        known = [row.get(p.id, -1) for p in papers]
+        if sum(k >= 0 for k in known) < REUSE_CONTENT * len(papers):
+            return None
+        fresh = [p for p, k in zip(papers, known, strict=True) if k < 0]
+        extra = content_model.transform(fresh, self._embeddings(fresh)) if fresh else None
+        order, new_at = [], 0
+        base = len(ids)
+        for k in known:
+            if k >= 0:
+                order.append(k)
+            else:
+                order.append(base + new_at)
+                new_at += 1
+        stacked = items if extra is None else _stack(items, extra)
+        pick = np.asarray(order)
+        return content_model, ItemContent(
+            stacked.dense[pick], stacked.tfidf[pick], stacked.has_text[pick], stacked.lexical[pick]
+        )
+
     def train(self, progress: Callable[[str], None] | None = None) -> HybridRecommender:
         """Fit a new model from the store and swap it in (serving continues meanwhile)."""
         version_before = self.store.feedback_version()
         papers = list(self.store.iter_papers())
+        content = self._content(papers)
         model = HybridRecommender(self.fit_config).fit(
-            self.training_data(), papers, embeddings=self._embeddings(papers), progress=progress
+            self.interactions(),
+            papers,
+            embeddings=None if content is not None else self._embeddings(papers),
+            progress=progress,
+            content=content,
         )
+        self._content_cache = (model.content_model, model.items, [p.id for p in papers])
         self.index.add(p for p in papers if p.id not in self.index)
         with self._lock:
             self.model = model
@@ -210,11 +267,28 @@ class PaperService:
         return self.model is None or self.store.feedback_version() != self.trained_feedback_version
 
     def ensure_model(self) -> HybridRecommender:
-        """The live model, training one first if there is none."""
+        """The live model, loading or training one first if there is none."""
         if self.model is None:
-            self.load_or_train()
+            with self._first_model:
+                # Another thread may have loaded it while this one waited.
+                if self.model is None:
+                    self.load_or_train()
         assert self.model is not None
         return self.model
+
+    def warm_up(self) -> threading.Thread:
+        """Load (or train) the model in the background so start-up is not held up."""
+        thread = threading.Thread(target=self._warm_up, name="model-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_up(self) -> None:
+        """Body of `warm_up`: failures are logged; the first request retries."""
+        try:
+            if self.store.paper_count():
+                self.ensure_model()
+        except Exception as exc:
+            log.warning("model warm-up failed (will retry on first use): %s", exc)
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -266,6 +340,8 @@ class PaperService:
         score; the result is diversified (MMR) and explained.
         """
         prefs = prefs or Preferences()
+        if not candidates:
+            return []
         model = self.ensure_model()
         rated: set[str] = set()
         if exclude_rated and len(members) == 1:
@@ -374,6 +450,8 @@ class PaperService:
         Text relevance leads; the person's taste reorders papers of similar relevance.
         """
         parsed = parse_query(query) if isinstance(query, str) else query
+        # Papers another process ingested since this one last looked are searchable too.
+        self.refresh()
         hits = self.index.search(parsed, n=max(50, n * 5))
         if not hits:
             return []
@@ -419,3 +497,13 @@ class _StoreCache:
     def put_many(self, vectors: dict[str, np.ndarray]) -> None:
         """Store vectors."""
         self.store.put_vectors(self.name, vectors)
+
+
+def _stack(first: ItemContent, second: ItemContent) -> ItemContent:
+    """Rows of two content blocks, one after the other."""
+    return ItemContent(
+        np.vstack([first.dense, second.dense]),
+        sp.vstack([first.tfidf, second.tfidf]).tocsr(),
+        np.concatenate([first.has_text, second.has_text]),
+        np.vstack([first.lexical, second.lexical]),
+    )

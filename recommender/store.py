@@ -539,6 +539,16 @@ class Store:
                     yield uid, paper.decode(), set(kinds.decode().split(","))
 
     @_translate
+    def feedback_rows(self, batch: int = 2000) -> Iterator[tuple[str, dict[bytes, bytes]]]:
+        """Every person's raw feedback hash (paper id -> kinds, as bytes), in batches."""
+        users = sorted(m.decode() for m in self.r.smembers(f"{PREFIX}users"))
+        for group in chunked(users, batch):
+            pipe = self.r.pipeline(transaction=False)
+            for uid in group:
+                pipe.hgetall(_user_key(uid, "rx"))
+            yield from zip(group, pipe.execute(), strict=True)
+
+    @_translate
     def feedback_version(self) -> int:
         """A counter that moves whenever anyone's feedback changes."""
         value = self.r.get(f"{PREFIX}feedback:version")

@@ -166,7 +166,9 @@ class FakeSlack:
         failure = self._take_failure(method, args)
         if failure is not None:
             call.status = failure.status if failure.status != 200 else 0
-            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
             error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")
             return _json({"ok": False, "error": error}, status=failure.status, headers=headers)
         return _json(self._answer(method, args))

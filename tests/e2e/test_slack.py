@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bot.config import load_settings
 from bot.core import UNAVAILABLE, BotCore
@@ -400,8 +402,8 @@ async def test_clicks_on_unknown_papers_or_other_workspaces_are_refused(slack: H
         ("x" * 10_000, "I don't know the command"),
         ("search " + "diffusion " * 1000, "ranked for you"),
         ("search 拡散モデル 🧪 ünïcödé", "No papers match"),
-        ("search <!channel> <@U123> <!here>", "No papers match"),
-        ("search '; DROP TABLE papers; -- $(rm -rf /) {{7*7}}", "No papers match"),
+        ("search <!channel> <@U123> <!here>", "for “&lt;!channel&gt; &lt;@U123&gt; &lt;!here&gt;”"),
+        ("search '; DROP TABLE papers; -- $(rm -rf /) {{7*7}}", "for “'; DROP TABLE papers;"),
         ("frobnicate now", "I don't know the command"),
         ("subscribe weekly blursday", "did not understand"),
         ("subscribe 25:99", "not a time"),
@@ -445,8 +447,14 @@ async def test_mentions_in_queries_and_titles_are_shown_never_triggered(
             assert "<https://evil.example" not in raw
             # The query echoed back is escaped once, not twice.
             assert "“zebrafish &lt;!channel&gt;”" in text
-        # The same holds in a digest delivered through the Web API.
+        # The same holds in a digest delivered through the Web API (made of that paper alone).
         await harness.command("subscribe")
+        crafted_id = next(
+            pid
+            for pid in store.all_paper_ids()
+            if "zebrafish" in store.get_paper(pid).abstract.lower()
+        )
+        store.mark_seen(uid(), [pid for pid in store.all_paper_ids() if pid != crafted_id])
         sub = Subscription.from_dict(store.get_subscription(f"dm:slack:{TEAM}:U1"))
         assert await harness.core.delivery.send(sub, "2030-01-01") == "sent"
         posted = json.dumps([c.args for c in fake.of("chat.postMessage")])
@@ -507,7 +515,13 @@ async def test_redis_down_gives_a_polite_line(store: Store, fake: FakeSlack) -> 
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     dead = Store(
-        redis.Redis(host="127.0.0.1", port=closed_port, socket_connect_timeout=1),
+        # No retries with backoff: a refused connection is reported at once.
+        redis.Redis(
+            host="127.0.0.1",
+            port=closed_port,
+            socket_connect_timeout=1,
+            retry=Retry(NoBackoff(), 0),
+        ),
         where=f"127.0.0.1:{closed_port}",
     )
     service.store = dead
@@ -515,7 +529,7 @@ async def test_redis_down_gives_a_polite_line(store: Store, fake: FakeSlack) -> 
     try:
         for text in ("search diffusion", "subscribe", "digest"):
             messages = await harness.command(text)
-            assert all_text(messages).strip() == UNAVAILABLE
+            assert texts_in(blocks_of(messages)) == [UNAVAILABLE]
         status = await harness.event(reaction_event("+1", "C1", "1700000000.000001"))
         assert status == 200
         answer = await harness.click({"action_id": "pb_like", "value": "like|x"})
@@ -648,7 +662,7 @@ async def test_rate_limited_post_is_retried_and_the_digest_arrives(slack: Harnes
 
 async def test_persistent_429_becomes_a_retry_with_retry_after(slack: Harness) -> None:
     """When Slack keeps saying 429, the digest waits in the outbox with Slack's delay."""
-    slack.fake.fail("chat.postMessage", status=429, retry_after=1, times=10)
+    slack.fake.fail("chat.postMessage", status=429, retry_after=0, times=10)
     assert await subscribe_and_send(slack, "subscribe", f"dm:slack:{TEAM}:U1") == "retry"
     pending = slack.store.get_pending(f"dm:slack:{TEAM}:U1:2030-01-01")
     assert pending is not None and "rate limited" in pending["error"]
@@ -685,6 +699,7 @@ async def test_app_home_shows_settings_and_saved_papers(slack: Harness) -> None:
 
 async def test_a_bad_bot_token_fails_at_start_with_one_line(store: Store, fake: FakeSlack) -> None:
     """auth.test runs once at start; a rejected token is one clear line without the token."""
+    load_corpus(store)
     core = make_core(store)
     runtime = build_slack(core, settings_for(fake, SLACK_BOT_TOKEN="xoxb-wrong-token-42"))
     with pytest.raises(SlackSetupError) as info:
@@ -700,6 +715,7 @@ def test_missing_signing_secret_is_a_setup_error(store: Store) -> None:
     settings = load_settings(
         SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=None, SLACK_APP_TOKEN=None
     )
+    load_corpus(store)
     with pytest.raises(SlackSetupError, match="SLACK_SIGNING_SECRET"):
         build_slack(make_core(store), settings)
 

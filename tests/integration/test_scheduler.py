@@ -374,7 +374,7 @@ def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -
         first.send_signal(signal.SIGINT)
         _, err_one = first.communicate(timeout=20)
         assert first.returncode == 0, err_one
-        assert "holding the scheduler lease; jobs: ingest:jsonl" in err_one
+        assert "holding the scheduler lease; jobs: digests, retrain, ingest:jsonl" in err_one
         assert "ingest jsonl: 95 new" in err_one
         assert "paperbot stopped." in err_one
         assert "Traceback" not in err_one

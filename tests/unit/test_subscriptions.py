@@ -307,7 +307,7 @@ def test_grace_window_after_the_slot() -> None:
     assert due(s, slot + GRACE - timedelta(minutes=1)) == ("2026-01-14", slot)
     assert due(s, slot + GRACE) == ("2026-01-14", slot)
     assert due(s, slot + GRACE + timedelta(seconds=1)) is None
-    assert GRACE == timedelta(hours=6)
+    assert timedelta(hours=6) == GRACE
 
 
 def test_not_due_before_the_subscription_existed() -> None:
