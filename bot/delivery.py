@@ -131,9 +131,14 @@ class Delivery:
         self.store.mark_seen(sub.subscriber, papers, now.timestamp())
         self.store.mark(f"sent:{key}", SENT_TTL)
         self.store.clear_pending(key)
-        sub.last_period = period
-        sub.last_sent = now.timestamp()
-        self.store.put_subscription(sub.id, sub.to_dict())
+        # Re-read: the subscriber may have changed or cancelled it while this digest went out.
+        current = self.store.get_subscription(sub.id)
+        if current is None:
+            return
+        fresh = Subscription.from_dict(current)
+        fresh.last_period = period
+        fresh.last_sent = now.timestamp()
+        self.store.put_subscription(fresh.id, fresh.to_dict())
 
     async def _tell_owner(self, sub: Subscription, exc: DeliveryError) -> None:
         """Let the person who set up a digest know why it is stuck (by DM, best effort)."""

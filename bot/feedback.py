@@ -131,6 +131,9 @@ class FeedbackHandler:
         record = self.service.store.message(message_key)
         if not record or not record.get("paper"):
             return None
+        if record.get("workspace") not in (None, ctx.workspace):
+            # A shared channel's guest from another workspace: not one of our readers.
+            return None
         return self.apply(ctx, record["paper"], kind, removed=removed)
 
     def button(self, ctx: Context, value: str, message_key: str | None = None) -> Outcome:

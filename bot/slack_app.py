@@ -88,6 +88,7 @@ EVENT_DEDUPE_TTL = 3600
 TZ_TTL = 6 * 3600
 TZ_MISS_TTL = 300
 STOP_GRACE = 10.0
+RESPONSE_TIMEOUT = 30.0
 
 # Errors where retrying the same call cannot succeed until someone changes something.
 PERMANENT_ERRORS = frozenset(
@@ -612,14 +613,22 @@ class SlackRuntime:
         self._socket = AsyncSocketModeHandler(
             self.app, app_token=self._app_token, web_client=self.client
         )
+        # The socket client retries a refused token forever; ask for the URL ourselves so a
+        # wrong token fails the start with one line instead.
         try:
-            await self._socket.connect_async()
+            opened = await self.client.apps_connections_open(app_token=self._app_token or "")
         except SlackApiError as exc:
             error = (exc.response.data or {}).get("error", "error") if exc.response else "error"
             raise SlackSetupError(
                 f"Slack rejected SLACK_APP_TOKEN ({error}): create an app-level token "
                 "(xapp-…) with the connections:write scope"
             ) from None
+        except NETWORK_ERRORS as exc:
+            raise SlackSetupError(
+                f"cannot reach the Slack Web API at {self.api_url}: {type(exc).__name__}"
+            ) from None
+        self._socket.client.wss_uri = str(opened["url"])
+        await self._socket.connect_async()
         log.info("slack: connected over Socket Mode")
 
     async def stop(self) -> None:
@@ -695,7 +704,7 @@ class SlackRuntime:
 
     async def _dedupe_events(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
         """Events API retries (X-Slack-Retry-Num) carry the same event_id: apply each once."""
-        event_id = body.get("event_id") if isinstance(body, dict) else None
+        event_id = body.get("event_id")
         if body.get("type") == "event_callback" and event_id:
             try:
                 first = await asyncio.to_thread(
@@ -723,7 +732,7 @@ class SlackRuntime:
         self.tz.put(team, user, tz, self.tz.ttl)
         return tz
 
-    async def _on_command(self, ack: Any, body: dict, respond: Any) -> None:
+    async def _on_command(self, ack: Any, body: dict) -> None:
         """`/papers …`: ack at once, answer through response_url."""
         async with self._tracked():
             await ack()
@@ -742,22 +751,33 @@ class SlackRuntime:
             reply = await self.core.answer_async(ctx, unescape(body.get("text")))
             response_type = "ephemeral" if reply.ephemeral else "in_channel"
             for message in reply_messages(reply):
-                await self._respond(respond, response_type=response_type, **message)
+                await self._respond(body, response_type=response_type, **message)
 
-    async def _respond(self, respond: Any, **message: Any) -> None:
-        """Post to response_url, logging (not raising) when Slack refuses it."""
+    async def _respond(self, body: dict, **message: Any) -> None:
+        """Post to the request's response_url, logging (not raising) when Slack refuses it.
+
+        The runtime's one HTTP session is reused (Bolt's `respond` opens a new one per
+        message), which keeps connections to Slack alive and the event loop free for acks.
+        """
+        url = body.get("response_url")
+        if not url:
+            return
+        payload = {"replace_original": False, "unfurl_links": False, "unfurl_media": False}
+        payload.update(message)
+        session = self._session
         try:
-            result = await respond(
-                replace_original=False, unfurl_links=False, unfurl_media=False, **message
-            )
+            if session is None or session.closed:
+                async with aiohttp.ClientSession() as temporary:
+                    status = await _post_json(temporary, url, payload)
+            else:
+                status = await _post_json(session, url, payload)
         except (*NETWORK_ERRORS, ValueError) as exc:
             log.warning("slack: response_url post failed: %s", type(exc).__name__)
             return
-        status = getattr(result, "status_code", 200)
         if status >= 300:
             log.warning("slack: response_url refused the answer (HTTP %s)", status)
 
-    async def _on_button(self, ack: Any, body: dict, action: dict, respond: Any) -> None:
+    async def _on_button(self, ack: Any, body: dict, action: dict) -> None:
         """A 👍 🔖 👎 🔇 click: record it for the clicker and tell only them."""
         async with self._tracked():
             await ack()
@@ -784,7 +804,7 @@ class SlackRuntime:
                 await self._publish_home(team, user)
                 return
             await self._respond(
-                respond,
+                body,
                 text=_fallback(text),
                 blocks=[_section(escape(text))],
                 response_type="ephemeral",
@@ -848,6 +868,14 @@ class SlackRuntime:
             await self.client.views_publish(user_id=user, view=home_view(settings, saved))
         except (SlackApiError, *NETWORK_ERRORS) as exc:
             log.warning("slack: views.publish failed: %s", type(exc).__name__)
+
+
+async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> int:
+    """POST JSON, returning the HTTP status (the body is read so the connection is reused)."""
+    timeout = aiohttp.ClientTimeout(total=RESPONSE_TIMEOUT)
+    async with session.post(url, json=payload, timeout=timeout) as response:
+        await response.read()
+        return response.status
 
 
 def build_slack(core: BotCore, settings: Settings, *, verify_token: bool = True) -> SlackRuntime:

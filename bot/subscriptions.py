@@ -94,10 +94,12 @@ def parse_timezone(text: str) -> str:
     name = text.strip()
     if name.upper() in ("UTC", "GMT", "Z"):
         return "UTC"
+    if len(name) > 64:
+        raise SubscriptionError("that is not a timezone: use a name like Europe/Berlin or UTC")
     try:
         ZoneInfo(name)
         return name
-    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         pass
     lowered = {tz.lower(): tz for tz in available_timezones()}
     if name.lower() in lowered:
@@ -144,7 +146,7 @@ def parse_schedule(words: list[str]) -> Schedule:
             schedule.cadence, schedule.weekday = "weekly", _day(low)  # type: ignore[assignment]
         elif _TIME.match(low) or (":" in low and low.replace(":", "").isdigit()):
             schedule.at = parse_time(word)
-        elif "/" in word or low in ("utc", "gmt"):
+        elif "/" in word or low in ("utc", "gmt") or _is_timezone(word):
             schedule.tz = parse_timezone(word)
         else:
             raise SubscriptionError(
@@ -226,3 +228,12 @@ def next_slot(sub: Subscription, now: datetime) -> datetime:
         if instant > now:
             return instant
     raise AssertionError("a weekly slot always falls within 8 days")
+
+
+def _is_timezone(word: str) -> bool:
+    """Whether a bare word is a timezone name (`EST`, `Japan`, `Singapore`)."""
+    try:
+        parse_timezone(word)
+    except SubscriptionError:
+        return False
+    return True

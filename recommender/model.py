@@ -65,6 +65,7 @@ class FitConfig:
     # The ALS grid is only searched while one fit stays cheap (interactions × factors).
     grid_budget: float = 4e7
     validation_users: int = 2000
+    min_validation_users: int = 20
     validation_cells: float = 3e7  # cap on validation users × catalogue size
     holdout_fraction: float = 0.2
     debias_power: float = 2.0
@@ -629,6 +630,9 @@ class HybridRecommender:
         if cold_val:
             catalog_tasks.append(("new-in-catalogue", cold_users, cold_val, None))
         cold_tasks = [("new-only", cold_users, cold_val, cold_items)] if cold_val else []
+        # A blend chosen on a handful of people says more about them than about the data.
+        catalog_tasks = [t for t in catalog_tasks if len(t[1]) >= cfg.min_validation_users]
+        cold_tasks = [t for t in cold_tasks if len(t[1]) >= cfg.min_validation_users]
         sets = catalog_tasks + cold_tasks
         if not sets:
             # Nothing to validate on (one paper per user): content leads, the rest help a little.
@@ -638,7 +642,7 @@ class HybridRecommender:
                 w[SIGNALS.index("tfidf")] = 1.0
             self.weights_catalog = self.weights_cold = w
             self.report["blend"] = {
-                "note": "no validation split possible; default weights",
+                "note": "too little feedback to validate a blend yet; default weights",
                 "catalog": _named(w),
                 "cold": _named(w),
             }
@@ -679,6 +683,8 @@ class HybridRecommender:
             evidence[kind] = {"tasks": [t[0] for t in tasks], "weights": _named(full), **ev}
         if not cold_tasks:
             self.weights_cold = self.weights_catalog.copy()
+        if not catalog_tasks:
+            self.weights_catalog = self.weights_cold.copy()
         self.report["blend"] = evidence
         self.report["whitening"] = self.shrink
         self.report["imc_ridge"] = self.imc_ridge

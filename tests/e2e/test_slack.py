@@ -29,6 +29,7 @@ from bot.core import UNAVAILABLE, BotCore
 from bot.ports import Digest, PaperCard, Reply
 from bot.slack_app import (
     BUTTON_TEXT,
+    EVENTS_PATH,
     HEADER_TEXT,
     MAX_BLOCKS,
     SECTION_TEXT,
@@ -64,6 +65,7 @@ SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed_papers.jsonl"
 FORM = "application/x-www-form-urlencoded"
 REC = re.compile(r"recommend", re.IGNORECASE)
 MOE = re.compile(r"expert|\bmoe\b", re.IGNORECASE)
+MANIFEST = "deploy/slack-manifest.yml"
 MENTION_TITLE = "Attention <!channel> is all <@U123> needs & <https://evil.example|click me>"
 
 
@@ -766,6 +768,18 @@ async def test_socket_mode_answers_commands(store: Store, fake: FakeSlack) -> No
         await runtime.stop()
 
 
+async def test_a_bad_app_token_fails_at_start_with_one_line(store: Store, fake: FakeSlack) -> None:
+    """Socket Mode with a refused app-level token stops at start instead of retrying forever."""
+    load_corpus(store)
+    settings = settings_for(fake, SLACK_APP_TOKEN="xapp-wrong-token-42", SLACK_SIGNING_SECRET=None)
+    runtime = build_slack(make_core(store), settings)
+    with pytest.raises(SlackSetupError) as info:
+        await runtime.start()
+    message = str(info.value)
+    assert "SLACK_APP_TOKEN" in message and "invalid_auth" in message
+    assert "xapp-wrong-token-42" not in message and "\n" not in message
+
+
 # -- the loop: feedback through Slack changes the next digest ------------------------------------
 
 
@@ -796,6 +810,36 @@ async def test_feedback_through_slack_changes_the_next_digest(slack: Harness) ->
     # Why a paper was picked is shown on its card.
     messages = await slack.command("search recommendation", user="UL")
     assert "Matches your interest" in all_text(messages) or "liked" in all_text(messages)
+
+
+def test_manifest_points_everything_at_the_one_request_url() -> None:
+    """The shipped manifest matches what the app serves and listens to."""
+    yaml = pytest.importorskip("yaml")
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / MANIFEST).read_text())
+    command = manifest["features"]["slash_commands"][0]
+    assert command["command"] == "/papers" and command["should_escape"] is False
+    assert command["usage_hint"]
+    urls = {
+        command["url"],
+        manifest["settings"]["event_subscriptions"]["request_url"],
+        manifest["settings"]["interactivity"]["request_url"],
+    }
+    assert {urllib.parse.urlparse(u).path for u in urls} == {EVENTS_PATH}
+    assert all(u.startswith("https://") for u in urls)
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "commands",
+        "chat:write",
+        "im:write",
+        "reactions:read",
+        "users:read",
+    }
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
+        "reaction_added",
+        "reaction_removed",
+        "app_home_opened",
+    }
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
 
 
 # -- rendering, directly ---------------------------------------------------------------------
