@@ -13,6 +13,11 @@ from recommender.metrics import hits_matrix, top_k
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 # A blend may not lose more than this fraction of the best single signal at any depth.
 TOLERANCE = 0.01
+# A weight change must lift the objective by this much (relative recall) to be kept:
+# smaller gains are as likely to be validation noise as real.
+MIN_GAIN = 1e-5
+# Share of the searched deviation from the lead signal that is kept (1 = all of it).
+SHRINK = 0.5
 
 
 @dataclass(slots=True)
@@ -145,10 +150,16 @@ def tune_weights(
                 trial = weights.copy()
                 trial[s] = g
                 score = objective(trial)
-                if score > current + 1e-5:
+                if score > current + MIN_GAIN:
                     current, weights, improved = score, trial, True
         if not improved:
             break
+    if SHRINK < 1.0 and weights[start] > 0:
+        # Gains found on validation shrink on new data (the winner's curse): keep the lead
+        # signal and move the others only part of the way the search went.
+        weights = weights / weights[start]
+        others = np.arange(n) != start
+        weights[others] *= SHRINK
     evidence: dict[str, list[float]] = {"ks": list(vals[0].ks)}
     for t, (val, single) in enumerate(zip(vals, singles, strict=True)):
         for i, name in enumerate(val.signals):
