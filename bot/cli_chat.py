@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from bot import scheduler as sched
 from bot.cli_app import App, CommandError, add_command
 from bot.console import Console as ChatConsole
@@ -46,6 +48,7 @@ def chat_service(app: App, *, background: bool = False) -> PaperService:
 
 def start_console(app: App, user: str | None = None) -> int:
     """The terminal chat on the configured store."""
+    threadpool_limits(1, "blas")
     console = ChatConsole(chat_service(app), user=user)
     interactive(console)
     return 0
@@ -77,12 +80,16 @@ def _platforms(app: App, core: BotCore) -> list[Any]:
     """The chat adapters the configuration asks for (tokens present)."""
     settings = app.settings
     runtimes: list[Any] = []
-    if settings.slack_bot_token and settings.slack_signing_secret:
-        from bot.slack_app import build_slack
+    if settings.slack_bot_token or settings.slack_signing_secret or settings.slack_app_token:
+        from bot.slack_app import build_slack, slack_configured
 
+        if not slack_configured(settings):
+            raise CommandError(
+                "Slack needs SLACK_BOT_TOKEN plus SLACK_SIGNING_SECRET (HTTP) or "
+                "SLACK_APP_TOKEN (Socket Mode)",
+                code=2,
+            )
         runtimes.append(build_slack(core, settings))
-    elif settings.slack_bot_token or settings.slack_signing_secret:
-        raise CommandError("Slack needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET", code=2)
     if settings.discord_token:
         from bot.discord_app import build_discord
 
@@ -94,8 +101,16 @@ async def _serve(app: App, core: BotCore, runtime: sched.Runtime, stop: threadin
     """Start the chat adapters and the scheduler; run until `stop`."""
     runtime.loop = asyncio.get_running_loop()
     adapters = _platforms(app, core)
-    for adapter in adapters:
-        await adapter.start()
+    started = []
+    try:
+        for adapter in adapters:
+            await adapter.start()
+            started.append(adapter)
+    except Exception as exc:
+        # A bad token or a busy port: one clear line, and stop what already started.
+        for adapter in started:
+            await adapter.stop()
+        raise CommandError(_first_line(exc)) from None
     scheduler = sched.SchedulerService(runtime)
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
@@ -133,7 +148,12 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
         core = BotCore(service)
         runtime = app.runtime(index=service.index)
         runtime.core = core
-        has_chat = bool(settings.slack_bot_token or settings.discord_token)
+        has_chat = bool(
+            settings.slack_bot_token or settings.slack_app_token or settings.discord_token
+        )
+        # Chat answers are many small products: one BLAS thread each is much faster than
+        # waking a pool for every one of them.
+        threadpool_limits(1, "blas")
         if stop.is_set():
             pass  # stopped while loading the model
         elif has_chat or args.no_console or not sys.stdin.isatty():
@@ -187,3 +207,9 @@ def add_run(sub: Any) -> None:
         help="never start the console chat (run headless even without chat tokens)",
     )
     p.set_defaults(handler=cmd_run)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
