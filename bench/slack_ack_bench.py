@@ -7,7 +7,8 @@
    handler that only returns 200. Target: p99 under 300 ms. The answers that follow on
    response_url are timed too (informational).
 2. `DigestBuilder.personal` for a person with history, from a trained model (20 runs),
-   against a bare `model.score` of the same candidates. Target: p50 under 50 ms.
+   against a bare `model.score` of the same candidates, as the process runs and again
+   with BLAS held to one thread. Target: p50 under 50 ms (as the process runs).
 
     python bench/slack_ack_bench.py
     python bench/slack_ack_bench.py --redis-url redis://127.0.0.1:6379/13 --scale 20
@@ -23,11 +24,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 from aiohttp import web
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +47,7 @@ from tests.e2e.slack_fakes import (  # noqa: E402
     BOT_TOKEN,
     SIGNING_SECRET,
     FakeSlack,
+    bound_port,
     command_body,
     sign,
 )
@@ -87,8 +91,8 @@ def summary(values: list[float]) -> str:
     """`p50 … p99 … max …` in milliseconds."""
     ms = [v * 1000 for v in values]
     return (
-        f"p50 {statistics.median(ms):7.1f} ms   p99 {percentile(ms, 99):7.1f} ms   "
-        f"max {max(ms):7.1f} ms"
+        f"p50 {statistics.median(ms):8.2f} ms   p99 {percentile(ms, 99):8.2f} ms   "
+        f"max {max(ms):8.2f} ms"
     )
 
 
@@ -165,8 +169,7 @@ async def bare_server() -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/slack/events"
+    return runner, f"http://127.0.0.1:{bound_port(site)}/slack/events"
 
 
 async def ack_bench(core: BotCore, n: int, concurrency: int, target_ms: float) -> bool:
@@ -218,8 +221,24 @@ async def ack_bench(core: BotCore, n: int, concurrency: int, target_ms: float) -
     return ok
 
 
+def timed(runs: int, call: Callable[[], object]) -> list[float]:
+    """Seconds per call of `call`, after one warm-up call."""
+    call()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - start)
+    return out
+
+
 def digest_bench(core: BotCore, runs: int, target_ms: float) -> bool:
-    """DigestBuilder.personal for a person with history vs a bare model.score."""
+    """DigestBuilder.personal for a person with history vs a bare model.score.
+
+    Measured as the process runs by default (BLAS picks its own thread count), then again
+    with BLAS held to one thread: on a busy machine, BLAS worker threads waiting for a core
+    stall the small matrix products of ranking and explaining.
+    """
     service = core.service
     store = core.store
     uid = "slack:TBENCH:UHIST"
@@ -231,33 +250,33 @@ def digest_bench(core: BotCore, runs: int, target_ms: float) -> bool:
         service.record(uid, pid, Feedback.DISLIKE)
     service.train()
     builder = core.builder
-    builder.personal(uid, since=0, n=10)  # warm
-    digest_times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        picks = builder.personal(uid, since=0, n=10)
-        digest_times.append(time.perf_counter() - start)
+    picks = builder.personal(uid, since=0, n=10)
     model = service.ensure_model()
     pool = builder.candidates(uid, 0)
     rated = set(store.user_feedback(uid))
     cols = np.array([model.pidx[p.id] for p in pool if p.id not in rated])
-    model.score([uid], cols)  # warm
-    score_times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model.score([uid], cols)
-        score_times.append(time.perf_counter() - start)
-    p50 = statistics.median(digest_times) * 1000
-    ratio = statistics.median(digest_times) / max(statistics.median(score_times), 1e-9)
     print(
         f"digest for one person with {len(rated)} reactions: {len(pool)} candidates -> "
         f"{len(picks)} papers, {runs} runs"
     )
-    print(f"  DigestBuilder.personal {summary(digest_times)}")
-    print(f"  bare model.score       {summary(score_times)}")
-    print(f"  digest p50 / score p50: {ratio:.1f}x")
-    ok = p50 < target_ms
-    print(f"  {'PASS' if ok else 'FAIL'}: digest p50 {p50:.1f} ms (target < {target_ms:.0f} ms)")
+    ok = True
+    for label, limit in (("default BLAS threads", None), ("BLAS 1 thread", 1)):
+        with threadpool_limits(limit, "blas"):
+            digest_times = timed(runs, lambda: builder.personal(uid, since=0, n=10))
+            score_times = timed(runs, lambda: model.score([uid], cols))
+        p50 = statistics.median(digest_times) * 1000
+        ratio = statistics.median(digest_times) / max(statistics.median(score_times), 1e-9)
+        print(f"  [{label}]")
+        print(f"  DigestBuilder.personal {summary(digest_times)}")
+        print(f"  bare model.score       {summary(score_times)}")
+        print(f"  digest p50 / score p50: {ratio:.1f}x")
+        passed = p50 < target_ms
+        print(
+            f"  {'PASS' if passed else 'FAIL'}: digest p50 {p50:.1f} ms "
+            f"(target < {target_ms:.0f} ms)"
+        )
+        if limit is None:
+            ok = passed
     return ok
 
 

@@ -451,6 +451,7 @@ class DiscordPort:
             raise DeliveryError(f"not a Discord id: {target.id[:40]}", permanent=True) from None
 
         async def send() -> discord.Message:
+            """Open the DM (or address the channel) and post."""
             client = self.runtime.client
             try:
                 if target.kind == "dm":
@@ -684,6 +685,9 @@ class PaperbotClient(discord.Client):
     """discord.py client wired to one DiscordRuntime."""
 
     def __init__(self, runtime: DiscordRuntime, **options: Any) -> None:
+        # paperbot never joins voice: the "PyNaCl/davey not installed" warnings only confuse.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             intents=INTENTS,
             allowed_mentions=NO_MENTIONS,
@@ -775,6 +779,7 @@ class DiscordRuntime:
             return await factory()
 
         async def run() -> T:
+            """The coroutine, created on the client's loop."""
             return await factory()
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self.loop))

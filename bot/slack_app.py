@@ -54,11 +54,13 @@ __all__ = [
     "SlackThread",
     "build_slack",
     "card_blocks",
+    "delivery_error",
     "digest_card_message",
     "digest_intro_message",
     "escape",
     "home_view",
     "reply_messages",
+    "slack_configured",
     "start_slack_thread",
 ]
 
@@ -543,7 +545,7 @@ class SlackRuntime:
             # A request path that is not ours gets a 404 rather than an exception.
             raise_error_for_unhandled_request=False,
         )
-        self.port = SlackPort(self.client)
+        self.chat_port = SlackPort(self.client)
         self.tz = _TimezoneCache()
         self.web_app = web.Application(client_max_size=1024 * 1024)
         self.web_app.router.add_post(EVENTS_PATH, self._http_request)
@@ -553,7 +555,7 @@ class SlackRuntime:
         self._session: aiohttp.ClientSession | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self._register()
-        core.register(self.port)
+        core.register(self.chat_port)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -704,6 +706,7 @@ class SlackRuntime:
 
     async def _dedupe_events(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
         """Events API retries (X-Slack-Retry-Num) carry the same event_id: apply each once."""
+        # Bolt passes middleware arguments by name, hence the parameter called `next`.
         event_id = body.get("event_id")
         if body.get("type") == "event_callback" and event_id:
             try:

@@ -14,7 +14,7 @@ import itertools
 import json
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +68,8 @@ class FakeSlack:
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     base: str = ""
     _runner: web.AppRunner | None = None
-    _ts: Iterable[int] = field(default_factory=lambda: itertools.count(1))
-    _urls: Iterable[int] = field(default_factory=lambda: itertools.count(1))
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _urls: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition | None = None
     socket: web.WebSocketResponse | None = None
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
@@ -87,8 +87,7 @@ class FakeSlack:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"http://127.0.0.1:{bound_port(site)}"
         return self.base
 
     async def stop(self) -> None:
@@ -105,7 +104,7 @@ class FakeSlack:
 
     def response_url(self) -> str:
         """A fresh response_url, as Slack puts one in every command and click."""
-        return f"{self.base}/response/{next(self._urls)}"  # type: ignore[call-overload]
+        return f"{self.base}/response/{next(self._urls)}"
 
     def fail(self, method: str, **kwargs: Any) -> None:
         """Queue a failure for the next matching call(s) of `method`."""
@@ -200,7 +199,7 @@ class FakeSlack:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
         if method == "chat.postMessage":
-            ts = f"1700000000.{next(self._ts):06d}"  # type: ignore[call-overload]
+            ts = f"1700000000.{next(self._ts):06d}"
             return {
                 "ok": True,
                 "channel": args.get("channel"),
@@ -208,7 +207,7 @@ class FakeSlack:
                 "message": {"ts": ts, "text": args.get("text")},
             }
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}  # type: ignore[call-overload]
+            return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.base.replace("http", "ws") + "/socket"}
         return {"ok": True}
@@ -244,6 +243,13 @@ class FakeSlack:
                 timeout,
             )
         return next(a for a in self.socket_acks if a.get("envelope_id") == envelope_id)
+
+
+def bound_port(site: web.TCPSite) -> int:
+    """The port a site listening on port 0 was given."""
+    server = site._server
+    assert server is not None and server.sockets
+    return int(server.sockets[0].getsockname()[1])
 
 
 def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None):

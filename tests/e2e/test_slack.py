@@ -8,13 +8,15 @@ response_url receiver recorded. Redis is real (the `store` fixture).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import socket
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +28,22 @@ from redis.retry import Retry
 
 from bot.config import load_settings
 from bot.core import UNAVAILABLE, BotCore
-from bot.ports import Digest, PaperCard, Reply
+from bot.ports import DeliveryError, Digest, PaperCard, Reply, Target
 from bot.slack_app import (
     BUTTON_TEXT,
     EVENTS_PATH,
     HEADER_TEXT,
     MAX_BLOCKS,
     SECTION_TEXT,
+    SlackPort,
     SlackRuntime,
     SlackSetupError,
+    SlackThread,
     _chunks,
     build_slack,
     card_blocks,
     escape,
+    make_client,
     reply_messages,
 )
 from bot.subscriptions import Subscription
@@ -72,7 +77,7 @@ MENTION_TITLE = "Attention <!channel> is all <@U123> needs & <https://evil.examp
 # -- harness ---------------------------------------------------------------------------------
 
 
-def load_corpus(store: Store, extra: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
+def load_corpus(store: Store, extra: Sequence[dict[str, Any]] = ()) -> None:
     """The 95 seed papers, plus any crafted records."""
     body = SEED.read_bytes()
     if extra:
@@ -670,6 +675,36 @@ async def test_persistent_429_becomes_a_retry_with_retry_after(slack: Harness) -
     assert pending is not None and "rate limited" in pending["error"]
 
 
+async def test_network_errors_are_retryable_and_api_errors_mapped(fake: FakeSlack) -> None:
+    """Slack unreachable -> retry later; refusals -> permanent or not, as documented."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    port = SlackPort(make_client(BOT_TOKEN, f"http://127.0.0.1:{closed_port}/api/"))
+    target = Target("slack", TEAM, "channel", "C1")
+    digest = Digest("s", "Your papers", "intro", [], "2030-01-01")
+    with pytest.raises(DeliveryError) as info:
+        await port.post_intro(target, digest)
+    assert not info.value.permanent and info.value.retry_after is None
+    assert "network error" in str(info.value)
+
+    port = SlackPort(make_client(BOT_TOKEN, fake.api_url))
+    for error, permanent in (
+        ("is_archived", True),
+        ("account_inactive", True),
+        ("invalid_auth", True),
+        ("internal_error", False),
+    ):
+        fake.fail("chat.postMessage", error=error, times=1)
+        with pytest.raises(DeliveryError) as info:
+            await port.post_intro(target, digest)
+        assert info.value.permanent is permanent and error in str(info.value)
+    fake.fail("conversations.open", error="user_not_found", times=1)
+    with pytest.raises(DeliveryError) as info:
+        await port.send_text(Target("slack", TEAM, "dm", "UGONE"), "hello")
+    assert info.value.permanent
+
+
 # -- App Home, startup, secrets, Socket Mode ------------------------------------------------------
 
 
@@ -778,6 +813,35 @@ async def test_a_bad_app_token_fails_at_start_with_one_line(store: Store, fake: 
     message = str(info.value)
     assert "SLACK_APP_TOKEN" in message and "invalid_auth" in message
     assert "xapp-wrong-token-42" not in message and "\n" not in message
+
+
+async def test_slack_thread_serves_from_its_own_loop(store: Store, fake: FakeSlack) -> None:
+    """The handle `paperbot run` uses: Slack on a background loop, digests run on it."""
+    load_corpus(store)
+    core = make_core(store)
+    handle = SlackThread(build_slack(core, settings_for(fake)))
+    # Blocking calls go to a worker thread so this loop can keep serving the fake.
+    port = await asyncio.to_thread(handle.start)
+    try:
+        assert port and handle.runtime.url
+        url = fake.response_url()
+        body = command_body("subscribe", url)
+        headers = {"Content-Type": FORM, **sign(body)}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(handle.runtime.url, data=body, headers=headers) as resp,
+        ):
+            assert resp.status == 200
+        assert "Subscribed" in all_text(await fake.wait_response(url))
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        due = tomorrow.replace(hour=8, minute=30, second=0, microsecond=0)
+        results = await asyncio.to_thread(handle.run, core.delivery.run_due(due))
+        # 08:30 UTC is 09:30 or 10:30 in Berlin: the daily 09:00 digest is due.
+        assert results == {f"dm:slack:{TEAM}:U1": "sent"}
+        assert len(fake.of("chat.postMessage")) == 11
+    finally:
+        await asyncio.to_thread(handle.stop)
+    assert not handle.loop.is_running()
 
 
 # -- the loop: feedback through Slack changes the next digest ------------------------------------
