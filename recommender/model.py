@@ -394,12 +394,16 @@ class HybridRecommender:
         X = self.items.dense
         # imc: W = (AᵀA + λ)⁻¹ Aᵀ R⁺ X (XᵀX + λ)⁻¹ with A = R X: user history -> paper space.
         A = np.asarray(matrix @ X, dtype=np.float32)
+        # Without dislikes the positive part is the matrix itself: skip a second product.
+        liked = A if positive.nnz == matrix.nnz else np.asarray(positive @ X, dtype=np.float32)
         self._imc_parts = (
             (A.T @ A).astype(np.float64),
-            (A.T @ np.asarray(positive @ X, dtype=np.float32)).astype(np.float64),
+            (A.T @ liked).astype(np.float64),
             (X.T @ X).astype(np.float64),
         )
         self.R = matrix if users is None else matrix[users]
+        # The users' histories (R X) are rows of A: reused by `_refresh_users`.
+        self._history = A if users is None else A[users]
         self.knn = (
             item_knn(positive, cfg.knn_neighbours)
             if "knn" in cfg.signals and positive.nnz
@@ -429,6 +433,7 @@ class HybridRecommender:
         self._knn_sample = self.knn[:, self._sample].tocsr()
         self._set_item_side()
         self._refresh_users()
+        self._history = None
 
     def _set_item_side(self, only: tuple[str, ...] = SIGNALS) -> None:
         """Paper-side matrices for the current whitening / imc ridge choice."""
@@ -491,7 +496,9 @@ class HybridRecommender:
 
     def _refresh_users(self, only: tuple[str, ...] = SIGNALS) -> None:
         """Per-user vectors and per-signal spreads for every user in `self.R`."""
-        history = np.asarray(self.R @ self.items.dense, dtype=np.float32)
+        history = getattr(self, "_history", None)
+        if history is None or len(history) != self.R.shape[0]:
+            history = np.asarray(self.R @ self.items.dense, dtype=np.float32)
         if "content" in only:
             self.u_content = _Rows(history @ self._projection("content"))
         if "imc" in only:
