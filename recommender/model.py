@@ -53,6 +53,8 @@ TUNE_KS = (10, 20, 50, 100, 300)
 FORMAT_VERSION = 1
 # Cosine (centred embeddings) above which a liked paper may be named in an explanation.
 EXPLAIN_MIN_SIMILARITY = 0.3
+# TF-IDF cosine between a paper and a person's liked papers above which shared words are shown.
+EXPLAIN_MIN_WORD_OVERLAP = 0.1
 
 
 @dataclass(slots=True)
@@ -1189,9 +1191,15 @@ class HybridRecommender:
         profile = (row.multiply(row > 0) @ self.items.tfidf).toarray().ravel()
         paper = self.items.tfidf[col].toarray().ravel()
         joint = profile * paper
-        vocab = self.content_model.vectorizer.get_feature_names_out()
-        # Only words that carry weight in both: a list of generic words explains nothing.
-        floor = 0.1 * float(joint.max()) if joint.size else 0.0
+        norm = float(np.linalg.norm(profile) * np.linalg.norm(paper))
+        # Only for a paper that really shares vocabulary with the person's papers, and only
+        # words that weigh in both: a list of generic words explains nothing.
+        if norm <= 0 or joint.sum() / norm < EXPLAIN_MIN_WORD_OVERLAP:
+            return ()
+        vocab = self.__dict__.get("_vocab")
+        if vocab is None:
+            vocab = self._vocab = self.content_model.vectorizer.get_feature_names_out()
+        floor = 0.2 * float(joint.max())
         top = [int(i) for i in np.argsort(-joint)[: k * 3] if joint[i] > max(floor, 0.0)]
         return tuple(str(vocab[i]) for i in top if len(str(vocab[i])) >= 4)[:k]
 

@@ -64,6 +64,8 @@ class Preferences:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Seconds of first-seen history re-read on each refresh, for ingests that commit late.
+REFRESH_OVERLAP = 3600.0
 # A retrain reuses the last content fit while at least this share of papers is unchanged.
 REUSE_CONTENT = 0.8
 # How much one matching boosted topic adds, in units of a person's score spread.
@@ -110,13 +112,27 @@ class PaperService:
         self._lock = threading.RLock()
         self._content_cache: tuple[ContentModel, ItemContent, list[str]] | None = None
         self._first_model = threading.Lock()
+        self._refreshed_until = 0.0
 
     # -- keeping up with the store ---------------------------------------------------------
 
     def refresh(self) -> int:
-        """Bring the index (and the model's paper list) up to date; returns papers added."""
-        ids = self.store.all_paper_ids()
+        """Bring the index (and the model's paper list) up to date; returns papers added.
+
+        Reads only papers first seen since the last look (with an overlap, since two
+        ingests may commit out of order), so it is cheap enough to call on every request.
+        """
+        total = self.store.paper_count()
+        if total <= len(self.index) and self._refreshed_until:
+            return 0
+        since = self._refreshed_until - REFRESH_OVERLAP
+        now = time.time()
+        ids = self.store.paper_ids_since(since) if since > 0 else []
         fresh_ids = [i for i in ids if i not in self.index]
+        if len(self.index) + len(fresh_ids) < total:
+            # Papers stored with an older first-seen time (a back-dated dump): full scan.
+            fresh_ids = [i for i in self.store.all_paper_ids() if i not in self.index]
+        self._refreshed_until = now
         if not fresh_ids:
             return 0
         papers = [p for p in self.store.get_papers(fresh_ids) if p is not None]
