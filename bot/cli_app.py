@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -25,6 +26,7 @@ from bot.config import Settings
 from recommender import pipeline
 from recommender.embeddings import TextEncoder, default_encoder
 from recommender.index import SearchIndex
+from recommender.service import FeedbackWeights, PaperService
 from recommender.store import Store
 
 log = logging.getLogger("bot")
@@ -70,6 +72,19 @@ class App:
             if self._encoder is not None:
                 quiet_model_loading()
         return self._encoder
+
+    def service(self) -> PaperService:
+        """The recommender service over the store, with the configured feedback weights."""
+        settings = self.settings
+        weights = FeedbackWeights(
+            like=settings.weight_like, save=settings.weight_save, dislike=settings.weight_dislike
+        )
+        return PaperService(
+            self.store(),
+            encoder=self.encoder(),
+            model_dir=Path(settings.data_dir) / "models",
+            weights=weights,
+        )
 
     def runtime(self, *, index: SearchIndex | None = None) -> sched.Runtime:
         """The dependencies the ingest jobs share (the encoder is loaded when first needed)."""

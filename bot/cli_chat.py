@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -35,9 +34,7 @@ def chat_service(app: App, *, background: bool = False) -> PaperService:
         raise CommandError(
             "the library is empty: run `paperbot demo` (bundled sample) or `paperbot ingest` first"
         )
-    service = PaperService(
-        store, encoder=app.encoder(), model_dir=Path(app.settings.data_dir) / "models"
-    )
+    service = app.service()
     if background:
         service.warm_up()
     else:

@@ -28,9 +28,7 @@ from recommender.service import PaperService
 
 def service_for(app: App) -> PaperService:
     """The recommender service over the configured store, saving models in the data dir."""
-    return PaperService(
-        app.store(), encoder=app.encoder(), model_dir=Path(app.settings.data_dir) / "models"
-    )
+    return app.service()
 
 
 # -- train ------------------------------------------------------------------------------------

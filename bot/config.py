@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     http_timeout: float = Field(20.0, validation_alias="PAPERBOT_HTTP_TIMEOUT")
     embeddings: bool = Field(True, validation_alias="PAPERBOT_EMBEDDINGS")
     log_level: str = Field("INFO", validation_alias="PAPERBOT_LOG_LEVEL")
+    # Training weight of each kind of feedback (a dislike is negative confidence).
+    weight_like: float = Field(1.0, validation_alias="PAPERBOT_WEIGHT_LIKE")
+    weight_save: float = Field(2.0, validation_alias="PAPERBOT_WEIGHT_SAVE")
+    weight_dislike: float = Field(-1.0, validation_alias="PAPERBOT_WEIGHT_DISLIKE")
 
     # -- chat platforms -----------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
