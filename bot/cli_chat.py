@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from bot import scheduler as sched
 from bot.cli_app import App, CommandError, add_command
 from bot.console import Console as ChatConsole
-from bot.console import interactive
+from bot.console import ConsolePort, interactive
 from bot.core import BotCore
 from recommender.service import PaperService
 
@@ -171,6 +171,8 @@ def _run_with_console(
     app: App, core: BotCore, runtime: sched.Runtime, stop: threading.Event
 ) -> None:
     """Scheduler in the background, the console chat in the foreground."""
+    # Console subscribers get their scheduled digests printed here.
+    core.register(ConsolePort())
     scheduler = sched.SchedulerService(runtime)
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()

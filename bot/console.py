@@ -10,7 +10,7 @@ from typing import TextIO
 
 from bot.commands import CommandService, help_text
 from bot.feedback import EMOJI, FeedbackHandler
-from bot.ports import Context, PaperCard, Reply
+from bot.ports import Context, Digest, PaperCard, Reply, Sent, Target
 from recommender.service import PaperService
 from recommender.types import Feedback
 
@@ -126,6 +126,34 @@ class Console:
             if prompt:
                 prompt()
         print("Bye. Your likes are kept for next time.", file=out)
+
+
+class ConsolePort:
+    """Scheduled digests for console subscribers, printed in the terminal."""
+
+    platform = "console"
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.count = 0
+
+    async def post_intro(self, target: Target, digest: Digest) -> Sent:
+        """Print the digest's heading."""
+        self.count += 1
+        print(f"\n=== {digest.title} ({digest.period}) ===\n{digest.intro}", file=self.out)
+        return Sent(f"console:{target.id}:{self.count}", None)
+
+    async def post_card(
+        self, target: Target, digest: Digest, card: PaperCard, thread: str | None
+    ) -> Sent:
+        """Print one paper of the digest."""
+        self.count += 1
+        print(render_card(card), file=self.out, flush=True)
+        return Sent(f"console:{target.id}:{self.count}", card.paper_id)
+
+    async def send_text(self, target: Target, text: str) -> None:
+        """Print a notice."""
+        print(text, file=self.out, flush=True)
 
 
 def _local_user() -> str:

@@ -538,10 +538,13 @@ class SlackRuntime:
         self.mode = "socket" if app_token else "http"
         self._app_token = app_token
         self.client = make_client(bot_token, api_url)
+        bolt_log = logging.getLogger(f"{__name__}.bolt")
+        # Bolt reads SLACK_BOT_TOKEN itself and warns that the client's token wins; it does.
+        bolt_log.addFilter(lambda record: "will be unused" not in record.getMessage())
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret or "",
-            logger=logging.getLogger(f"{__name__}.bolt"),
+            logger=bolt_log,
             # A request path that is not ours gets a 404 rather than an exception.
             raise_error_for_unhandled_request=False,
         )
