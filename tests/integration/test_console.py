@@ -183,3 +183,26 @@ def test_render_shows_every_part_of_a_card() -> None:
         "    ↳ Because you liked “X”",
         "More: n:20",
     ]
+
+
+async def test_scheduled_console_digest_is_printed_once(console: Console, store: Store) -> None:
+    """A console subscriber's digest falls due and is printed, once per period."""
+    from datetime import UTC, datetime
+
+    from bot.console import ConsolePort
+    from bot.core import BotCore
+
+    run(console, ["subscribe daily 09:00 UTC"])
+    sub = store.subscriptions()[0]
+    sub["created"] = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+    store.put_subscription(sub["id"], sub)
+    out = io.StringIO()
+    core = BotCore(console.service)
+    core.register(ConsolePort(out))
+    due = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
+    assert await core.delivery.run_due(due) == {sub["id"]: "sent"}
+    printed = out.getvalue()
+    assert "=== Your papers (2026-03-02) ===" in printed
+    assert len(listed(printed)) == 10
+    assert await core.delivery.run_due(due) == {}
+    assert out.getvalue() == printed
