@@ -29,7 +29,7 @@ from recommender.cf import _new_als
 from recommender.embeddings import MiniLMEncoder, embed_cached, text_hash
 from recommender.ingest import ingest
 from recommender.model import SIGNALS
-from recommender.service import PaperService, _StoreCache
+from recommender.service import PaperService
 from recommender.store import PREFIX, Store, _user_key
 from recommender.types import Feedback, ParseResult
 
@@ -240,7 +240,7 @@ def bench_embed(store: Store, n: int) -> None:
         return
     titles = real_titles()[:n]
     service = PaperService(store, encoder=encoder)
-    cache = _StoreCache(service)
+    cache = service._cache()
     store.r.delete(f"{PREFIX}emb:{encoder.name}")
     _, first = timed(embed_cached, encoder, titles, cache)
     _, second = timed(embed_cached, encoder, titles, cache)

@@ -265,52 +265,37 @@ def add_ingest_jobs(
 
 # -- the lease ---------------------------------------------------------------------------
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
 
 class Lease:
-    """A Redis lock with a random token and a TTL: SET NX PX to take, checked PEXPIRE to renew.
+    """A Redis lock with a random token and a TTL, renewed while held (see `Store`).
 
-    Renew and release compare the token first (in one Lua call), so a process whose lease
-    expired can never extend or delete the lease another process took since.
+    Renew and release compare the token first, so a process whose lease expired can never
+    extend or delete the lease another process took since.
     """
 
     def __init__(self, store: Store, name: str = LEASE_NAME, ttl: float = LEASE_TTL) -> None:
         """A lease on `pb:lease:<name>` lasting `ttl` seconds unless renewed."""
         self.store = store
+        self.name = name
         self.key = f"{PREFIX}lease:{name}"
         self.ttl_ms = max(1, int(ttl * 1000))
         self.token = secrets.token_hex(16)
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it (or it is already ours, which renews it)."""
-        if self.store.r.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            return True
-        return self.renew()
+        return self.store.acquire_lease(self.name, self.token, self.ttl_ms)
 
     def renew(self) -> bool:
         """Extend our lease; False if it expired and is gone or held by someone else."""
-        return bool(self.store.r.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        return self.store.renew_lease(self.name, self.token, self.ttl_ms)
 
     def release(self) -> bool:
         """Give the lease up now so a standby process can take over at once."""
-        return bool(self.store.r.eval(_RELEASE, 1, self.key, self.token))
+        return self.store.release_lease(self.name, self.token)
 
     def holder(self) -> str | None:
         """The current token, whoever holds it (for diagnostics)."""
-        raw = self.store.r.get(self.key)
-        return raw.decode() if raw else None
+        return self.store.lease_holder(self.name)
 
 
 class SchedulerService:

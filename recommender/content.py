@@ -20,10 +20,7 @@ LSA_DIM = 256
 
 def paper_text(paper: Paper) -> str:
     """The text content models read: title, then abstract (either may be empty)."""
-    title, abstract = (paper.title or "").strip(), (paper.abstract or "").strip()
-    if title and abstract:
-        return f"{title}. {abstract}"
-    return title or abstract
+    return paper.text
 
 
 @dataclass(slots=True)

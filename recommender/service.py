@@ -24,6 +24,7 @@ from recommender.content import ContentModel, ItemContent, paper_text
 from recommender.embeddings import TextEncoder, embed_cached
 from recommender.index import Query, SearchIndex, parse_query
 from recommender.model import Explanation, FitConfig, HybridRecommender, Interactions
+from recommender.pipeline import StoreVectorCache
 from recommender.store import Store
 from recommender.types import Feedback, Paper
 
@@ -151,7 +152,12 @@ class PaperService:
         """Embeddings of papers (cached in the store by text hash), or None without an encoder."""
         if self.encoder is None or not papers:
             return None
-        return embed_cached(self.encoder, [paper_text(p) for p in papers], _StoreCache(self))
+        return embed_cached(self.encoder, [paper_text(p) for p in papers], self._cache())
+
+    def _cache(self) -> StoreVectorCache:
+        """The store's embedding cache for this service's encoder."""
+        assert self.encoder is not None
+        return StoreVectorCache(self.store, self.encoder.name, self.encoder.dim)
 
     def embed_papers(
         self, papers: Sequence[Paper], progress: Callable[[int], None] | None = None
@@ -159,7 +165,7 @@ class PaperService:
         """Compute and cache embeddings at ingest, so nothing is embedded per request."""
         if self.encoder is not None and papers:
             embed_cached(
-                self.encoder, [paper_text(p) for p in papers], _StoreCache(self), progress=progress
+                self.encoder, [paper_text(p) for p in papers], self._cache(), progress=progress
             )
 
     # -- training ----------------------------------------------------------------------------
@@ -406,7 +412,7 @@ class PaperService:
             bag = _words(paper_text(paper))
             boost[j] += TOPIC_BOOST * sum(_matches(paper, t, bag) for t in topics)
         if self.encoder is not None and model.content_model.dense_kind == "embedding":
-            vectors = embed_cached(self.encoder, topics, _StoreCache(self))
+            vectors = embed_cached(self.encoder, topics, self._cache())
             centred = vectors - model.content_model.mean
             centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
             sims = model.items.dense[cols] @ centred.T
@@ -496,23 +502,6 @@ class PaperService:
             pid: sum(1 for u in people if u.startswith(prefix))
             for pid, people in self.store.likers(list(paper_ids)).items()
         }
-
-
-class _StoreCache:
-    """The store's embedding cache, in the shape `embed_cached` expects."""
-
-    def __init__(self, service: PaperService) -> None:
-        self.store = service.store
-        self.name = service.encoder.name if service.encoder else "none"
-        self.dim = service.encoder.dim if service.encoder else 0
-
-    def get_many(self, keys: Sequence[str]) -> list[np.ndarray | None]:
-        """Cached vectors or None."""
-        return self.store.get_vectors(self.name, keys, self.dim)
-
-    def put_many(self, vectors: dict[str, np.ndarray]) -> None:
-        """Store vectors."""
-        self.store.put_vectors(self.name, vectors)
 
 
 def _stack(first: ItemContent, second: ItemContent) -> ItemContent:

@@ -729,24 +729,34 @@ class Store:
     @_translate
     def acquire_lease(self, name: str, token: str, ttl_ms: int) -> bool:
         """Take (or renew, if already ours) a named lease; True when we hold it."""
-        key = f"{PREFIX}lease:{name}"
-        if self.r.set(key, token, nx=True, px=ttl_ms):
+        if self.r.set(f"{PREFIX}lease:{name}", token, nx=True, px=ttl_ms):
             return True
-        # Renew only our own lease: compare-and-extend in one script.
+        return self.renew_lease(name, token, ttl_ms)
+
+    @_translate
+    def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Extend our lease; False if it expired or another process holds it now."""
+        # Compare-and-extend in one script, so an expired holder never extends another's.
         script = (
             "if redis.call('get', KEYS[1]) == ARGV[1] then "
             "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
         )
-        return bool(self.r.eval(script, 1, key, token, ttl_ms))
+        return bool(self.r.eval(script, 1, f"{PREFIX}lease:{name}", token, ttl_ms))
 
     @_translate
-    def release_lease(self, name: str, token: str) -> None:
-        """Give a lease back if we hold it."""
+    def lease_holder(self, name: str) -> str | None:
+        """The token holding a lease, if any (diagnostics)."""
+        raw = self.r.get(f"{PREFIX}lease:{name}")
+        return raw.decode() if raw else None
+
+    @_translate
+    def release_lease(self, name: str, token: str) -> bool:
+        """Give a lease back if we hold it; True if it was ours."""
         script = (
             "if redis.call('get', KEYS[1]) == ARGV[1] then "
             "return redis.call('del', KEYS[1]) else return 0 end"
         )
-        self.r.eval(script, 1, f"{PREFIX}lease:{name}", token)
+        return bool(self.r.eval(script, 1, f"{PREFIX}lease:{name}", token))
 
     @_translate
     def set_model(self, version: str, path: str, meta: dict[str, Any]) -> None:

@@ -120,8 +120,11 @@ class Paper:
 
     @property
     def text(self) -> str:
-        """Title and abstract, the text that content models read."""
-        return f"{self.title}. {self.abstract}".strip() if self.abstract else self.title
+        """Title, then abstract (either may be empty): the text content models read."""
+        title, abstract = (self.title or "").strip(), (self.abstract or "").strip()
+        if title and abstract:
+            return f"{title}. {abstract}"
+        return title or abstract
 
     def merged_with(self, other: Paper) -> Paper:
         """Merge two records of the same paper: the newer version wins, signals are unioned.
