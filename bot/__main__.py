@@ -557,12 +557,6 @@ def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
         logging.getLogger(name).setLevel(quiet)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed, 2 bad input)."""
     parser = build_parser()
@@ -589,14 +583,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"error: {exc}")
         return exc.code
     except (StoreUnavailable, SourceError) as exc:
-        err.print(f"error: {_first_line(exc)}")
+        err.print(f"error: {sched.first_line(exc)}")
         return 1
     except QueryError as exc:
-        err.print(f"error: bad query: {_first_line(exc)}")
+        err.print(f"error: bad query: {sched.first_line(exc)}")
         return 2
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"error: {where}{exc.strerror or _first_line(exc)}")
+        err.print(f"error: {where}{exc.strerror or sched.first_line(exc)}")
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -604,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log.debug("unexpected error", exc_info=True)
         err.print(
-            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            f"error: unexpected {type(exc).__name__}: {sched.first_line(exc)} "
             "(PAPERBOT_LOG_LEVEL=DEBUG shows the traceback)"
         )
         return 1

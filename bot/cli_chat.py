@@ -107,7 +107,7 @@ async def _serve(app: App, core: BotCore, runtime: sched.Runtime, stop: threadin
         # A bad token or a busy port: one clear line, and stop what already started.
         for adapter in started:
             await adapter.stop()
-        raise CommandError(_first_line(exc)) from None
+        raise CommandError(sched.first_line(exc)) from None
     scheduler = sched.SchedulerService(runtime)
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
@@ -206,9 +206,3 @@ def add_run(sub: Any) -> None:
         help="never start the console chat (run headless even without chat tokens)",
     )
     p.set_defaults(handler=cmd_run)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__

@@ -123,14 +123,14 @@ def embed_safely(
     except StoreUnavailable:
         raise
     except Exception as exc:  # the papers are stored; missing vectors are computed later
-        log.warning("embedding skipped: %s: %s", type(exc).__name__, _first_line(exc))
+        log.warning("embedding skipped: %s: %s", type(exc).__name__, first_line(exc))
         return 0
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, for a one-line log entry."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), for one line."""
     lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else ""
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def ingest_job(runtime: Runtime, kind: str) -> IngestReport | None:
@@ -141,7 +141,7 @@ def ingest_job(runtime: Runtime, kind: str) -> IngestReport | None:
         log.error("ingest %s: %s", kind, exc)
         return None
     except Exception as exc:
-        log.error("ingest %s failed: %s: %s", kind, type(exc).__name__, _first_line(exc))
+        log.error("ingest %s failed: %s: %s", kind, type(exc).__name__, first_line(exc))
         log.debug("ingest %s traceback", kind, exc_info=True)
         return None
     if report.error:
@@ -210,7 +210,7 @@ def retrain_job(runtime: Runtime) -> bool:
             return False
         model = service.train()
     except Exception as exc:
-        log.error("retrain failed: %s: %s", type(exc).__name__, _first_line(exc))
+        log.error("retrain failed: %s: %s", type(exc).__name__, first_line(exc))
         return False
     log.info(
         "retrained on %s interactions from %s people in %.1fs",
@@ -231,7 +231,7 @@ def digest_job(runtime: Runtime, now: datetime | None = None) -> dict[str, str]:
         else:
             results = asyncio.run(coro)
     except Exception as exc:
-        log.error("digest run failed: %s: %s", type(exc).__name__, _first_line(exc))
+        log.error("digest run failed: %s: %s", type(exc).__name__, first_line(exc))
         return {}
     for sub_id, outcome in results.items():
         log.info("digest %s: %s", sub_id, outcome)
@@ -331,7 +331,7 @@ class SchedulerService:
             self._said_unreachable = False
         except Exception as exc:  # Redis down: safer to stop scheduling than to risk two
             if not self._said_unreachable:
-                log.warning("scheduler lease check failed: %s", _first_line(exc))
+                log.warning("scheduler lease check failed: %s", first_line(exc))
                 self._said_unreachable = True
             held = False
         if held and self.scheduler is None:
