@@ -1,8 +1,9 @@
 """Recommender speed: fit from the store, batch scoring of new papers, fold-in, embeddings.
 
 Every figure is printed next to a baseline measured in the same run:
-  fit      PaperService.train() (store -> servable model, validation and blend included)
-           vs a bare implicit ALS fit on the same matrix with the same hyperparameters
+  fit      PaperService.train() (store -> servable model, validation and blend included),
+           first train of a new process and retrain after new feedback, vs a bare implicit
+           ALS fit on the same matrix with the same hyperparameters (best of --repeats)
   score    HybridRecommender.recommend() of 2,000 new papers for every user (top-10)
            vs a bare numpy matrix product + argpartition over the same factors
   fold-in  one new reaction -> that user's vectors refreshed (per-user latency)
@@ -115,17 +116,12 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def bench_fit(service: PaperService) -> None:
-    """Store -> servable model vs a bare implicit fit on the same matrix."""
-    model, ours = timed(service.train)
-    # A retrain after new feedback (the live bot's case) reuses the content fit.
-    service.record(model.user_ids[0], model.paper_ids[0], Feedback.LIKE)
-    model, again = timed(service.train)
-    params = model.als_params
-    rows = service.training_data()
-    users = {u: i for i, u in enumerate(dict.fromkeys(u for u, _, _ in rows))}
+def bare_fit(service: PaperService, model) -> float:
+    """Seconds of a bare implicit ALS fit on the model's matrix, same hyperparameters."""
     import scipy.sparse as sp
 
+    rows = service.training_data()
+    users = {u: i for i, u in enumerate(dict.fromkeys(u for u, _, _ in rows))}
     r = [users[u] for u, _, _ in rows]
     c = [model.pidx[p] for _, p, _ in rows]
     matrix = sp.csr_matrix(
@@ -133,18 +129,51 @@ def bench_fit(service: PaperService) -> None:
         shape=(len(users), len(model.paper_ids)),
     )
     with threadpool_limits(1, "blas"):
-        als = _new_als(params, 0)
-        _, bare = timed(als.fit, matrix, show_progress=False)
+        als = _new_als(model.als_params, 0)
+        _, seconds = timed(als.fit, matrix, show_progress=False)
+    return seconds
+
+
+def bench_fit(service: PaperService, repeats: int) -> None:
+    """Store -> servable model vs a bare implicit fit on the same matrix.
+
+    Each is timed `repeats` times and the best run kept (on a shared machine the noise
+    only ever adds time); the bare fit runs before and after ours, so drift hits both.
+    """
+    store, encoder = service.store, service.encoder
+    firsts, retrains, bares = [], [], []
+    model = service.train()  # warm-up: imports, caches
+    bares.append(bare_fit(service, model))
+    for _ in range(repeats):
+        # A first train: a new process, nothing read or fitted yet.
+        fresh = PaperService(store, encoder=encoder)
+        model, seconds = timed(fresh.train)
+        firsts.append(seconds)
+        # A retrain after new feedback (the live bot's case) reads only who changed and
+        # reuses the content fit.
+        fresh.record(model.user_ids[0], model.paper_ids[0], Feedback.LIKE)
+        model, seconds = timed(fresh.train)
+        retrains.append(seconds)
+    bares.append(bare_fit(service, model))
+    bare, first, again = min(bares), min(firsts), min(retrains)
     print(
         f"fit: {model.report['interactions']:,} interactions, {model.report['users']:,} users, "
-        f"{model.report['papers']:,} papers, ALS {params.factors} factors"
+        f"{model.report['papers']:,} papers, ALS {model.als_params.factors} factors "
+        f"(best of {repeats}; every run: first {fmt(firsts)}, retrain {fmt(retrains)}, "
+        f"bare {fmt(bares)})"
     )
-    print(f"  first train (store -> servable model):   {ours:.2f} s = {ours / bare:.2f}x")
+    print(f"  first train (store -> servable model):   {first:.2f} s = {first / bare:.2f}x")
     print(f"  retrain after new feedback:              {again:.2f} s = {again / bare:.2f}x")
     print(f"  bare implicit ALS fit, same matrix:       {bare:.2f} s")
-    verdict = "PASS" if again <= 2 * bare else "FAIL"
-    print(f"  target <= 2x for the retrain -> {verdict}")
+    for name, value in (("first train", first), ("retrain", again)):
+        print(f"  target <= 2x for the {name} -> {'PASS' if value <= 2 * bare else 'FAIL'}")
     print(f"  blend chosen: {model.report.get('blend', {}).get('cold', {}).get('weights')}")
+    service.model = model
+
+
+def fmt(values: list[float]) -> str:
+    """Seconds of every run."""
+    return "/".join(f"{v:.1f}" for v in values)
 
 
 def bench_score(service: PaperService, encoder: FakeEncoder, n_new: int) -> None:
@@ -267,6 +296,7 @@ def main() -> None:
     ap.add_argument(
         "--embed", type=int, default=2000, help="titles for the encoder bench (0: skip)"
     )
+    ap.add_argument("--repeats", type=int, default=2, help="fit runs (the best is kept)")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     args = ap.parse_args()
     store = Store(redis.Redis.from_url(args.redis_url))
@@ -276,7 +306,7 @@ def main() -> None:
             populate, store, args.users, args.papers, args.interactions, args.topics, 0
         )
         print(f"setup (not timed below): {setup:.0f} s")
-        bench_fit(service)
+        bench_fit(service, args.repeats)
         bench_score(service, encoder, args.new)
         bench_fold_in(service, papers)
         if args.embed:

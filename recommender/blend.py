@@ -33,7 +33,7 @@ class ValidationSet:
     relevant: np.ndarray
     n_relevant: np.ndarray
     ks: tuple[int, ...]
-    _pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    _pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def recall(self, weights: np.ndarray) -> np.ndarray:
         """Mean recall at each depth in `ks` for one weight vector.
@@ -42,12 +42,18 @@ class ValidationSet:
         sorting every pool.
         """
         if self._pairs is None:
-            # Signal-major copy: a weighted sum over signals is then a few contiguous adds.
+            # Only users with a held-out paper in their pool can score: the rest add zero
+            # to every depth, so they are dropped from the search (the mean still counts
+            # them). Signal-major copy: a weighted sum is then a few contiguous adds.
+            users, slots = np.nonzero(self.relevant)
+            active, users = np.unique(users, return_inverse=True)
             self._pairs = (
-                *np.nonzero(self.relevant),
-                np.ascontiguousarray(self.z.transpose(1, 0, 2)),
+                users,
+                slots,
+                np.ascontiguousarray(self.z[active].transpose(1, 0, 2)),
+                self.n_relevant[active],
             )
-        users, slots, by_signal = self._pairs
+        users, slots, by_signal, n_relevant = self._pairs
         scores = np.zeros(by_signal.shape[1:], dtype=np.float32)
         for s, w in enumerate(weights):
             if w:
@@ -61,8 +67,8 @@ class ValidationSet:
         out = []
         for k in self.ks:
             chance = np.clip(k - above, 0, tied) / tied
-            hits = np.bincount(users, weights=chance, minlength=n_users)
-            out.append(float((hits / self.n_relevant).mean()))
+            hits = np.bincount(users, weights=chance, minlength=len(n_relevant))
+            out.append(float((hits / n_relevant).sum() / max(n_users, 1)))
         return np.array(out)
 
 
@@ -76,7 +82,7 @@ def pool_candidates(
     tops = []
     for s in scores:
         masked = s if excluded is None else np.where(excluded, -np.inf, s)
-        tops.append(top_k(masked, pool_size))
+        tops.append(top_k(masked, pool_size, ordered=False))
     stacked = np.concatenate(tops, axis=1)
     width = stacked.shape[1]
     out = np.empty((n_users, width), dtype=np.int64)

@@ -69,6 +69,9 @@ class FitConfig:
     validation_users: int = 2000
     min_validation_users: int = 20
     validation_cells: float = 3e7  # cap on validation users × catalogue size
+    # Above this many papers, validation ranks held-out papers among a uniform sample
+    # of this many (depths scaled to match): the ranking is the same in expectation.
+    validation_items: int = 20000
     holdout_fraction: float = 0.2
     debias_power: float = 2.0
     # Used only when no validation split can be carved (every user has a single paper):
@@ -105,6 +108,18 @@ class Interactions:
         matrix.sum_duplicates()
         matrix.eliminate_zeros()
         return matrix, list(self.users), int((~keep).sum())
+
+
+@dataclass(slots=True)
+class _Task:
+    """One validation task: users, their held-out papers, and what those are ranked among."""
+
+    name: str
+    users: np.ndarray
+    truth: dict[int, np.ndarray]
+    cands: np.ndarray | None  # candidate columns, sorted (None: the whole catalogue)
+    exclude_seen: bool  # a user's own training papers are not candidates
+    ks: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +266,9 @@ class HybridRecommender:
                 factors = fit_als(
                     full, self.als_params, seed=cfg.seed, warm=factors, iterations=iters
                 )
-        self._fit_signals(full, factors)
+        # The paper side of content and TF-IDF does not depend on who liked what.
+        self._fit_signals(full, factors, item_side=("imc", "als", "pop"))
+        self.__dict__.pop("_imc_last", None)
         self.fitted = True
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
         return self
@@ -386,23 +403,21 @@ class HybridRecommender:
         matrix: sp.csr_matrix,
         factors: tuple[np.ndarray, np.ndarray] | None,
         users: np.ndarray | None = None,
+        *,
+        item_side: tuple[str, ...] = SIGNALS,
     ) -> None:
-        """Item-side models from one interaction matrix, and the vectors of `users` (all)."""
+        """Item-side models from one interaction matrix, and the vectors of `users` (all).
+
+        `item_side` names the signals whose paper side depends on this matrix (content
+        and TF-IDF do not: a second call on more interactions may keep theirs).
+        """
         cfg = self.config
         matrix = matrix.tocsr().astype(np.float32)
         positive = matrix.multiply(matrix > 0).tocsr()
         self.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)
         self.warm = self.item_count > 0
         X = self.items.dense
-        # imc: W = (AᵀA + λ)⁻¹ Aᵀ R⁺ X (XᵀX + λ)⁻¹ with A = R X: user history -> paper space.
-        A = np.asarray(matrix @ X, dtype=np.float32)
-        # Without dislikes the positive part is the matrix itself: skip a second product.
-        liked = A if positive.nnz == matrix.nnz else np.asarray(positive @ X, dtype=np.float32)
-        self._imc_parts = (
-            (A.T @ A).astype(np.float64),
-            (A.T @ liked).astype(np.float64),
-            (X.T @ X).astype(np.float64),
-        )
+        A = self._imc_fit(matrix, positive)
         self.R = matrix if users is None else matrix[users]
         # The users' histories (R X) are rows of A: reused by `_refresh_users`.
         self._history = A if users is None else A[users]
@@ -433,9 +448,45 @@ class HybridRecommender:
         n = len(self.paper_ids)
         self._sample = np.sort(sample_rng.choice(n, min(n, 3000), replace=False))
         self._knn_sample = self.knn[:, self._sample].tocsr()
-        self._set_item_side()
+        self._set_item_side(item_side)
         self._refresh_users()
         self._history = None
+
+    def _imc_fit(self, matrix: sp.csr_matrix, positive: sp.csr_matrix) -> np.ndarray:
+        """The imc statistics of one interaction matrix; returns every user's history R X.
+
+        imc: W = (AᵀA + λ)⁻¹ Aᵀ R⁺ X (XᵀX + λ)⁻¹ with A = R X: user history -> paper space.
+        A second call on a matrix that differs from the first in few rows (the held-out
+        interactions put back) updates the d × d sums with just those rows.
+        """
+        X = self.items.dense
+        last = self.__dict__.pop("_imc_last", None)
+        changed = None
+        if last is not None and last[0].shape == matrix.shape:
+            delta = (matrix - last[0]).tocsr()
+            delta.eliminate_zeros()
+            changed = np.flatnonzero(np.diff(delta.indptr))
+            if len(changed) > 0.3 * matrix.shape[0]:
+                changed = None
+        if changed is None:
+            A = np.asarray(matrix @ X, dtype=np.float32)
+            # Without dislikes the positive part is the matrix itself: skip a second product.
+            liked = A if positive.nnz == matrix.nnz else np.asarray(positive @ X, np.float32)
+            gaa, gar = (A.T @ A).astype(np.float64), (A.T @ liked).astype(np.float64)
+        else:
+            old_matrix, A, (gaa, gar, _) = last
+            old_a = A[changed]
+            old_l = np.asarray(old_matrix[changed].multiply(old_matrix[changed] > 0) @ X)
+            new_a = np.asarray(matrix[changed] @ X, dtype=np.float32)
+            new_l = np.asarray(positive[changed] @ X, dtype=np.float32)
+            gaa = gaa - old_a.T.astype(np.float64) @ old_a + new_a.T.astype(np.float64) @ new_a
+            gar = gar - old_a.T.astype(np.float64) @ old_l + new_a.T.astype(np.float64) @ new_l
+            A = A.copy()
+            A[changed] = new_a
+        gxx = (X.T @ X).astype(np.float64) if last is None else last[2][2]
+        self._imc_parts = (gaa, gar, gxx)
+        self._imc_last = (matrix, A, self._imc_parts)
+        return A
 
     def _set_item_side(self, only: tuple[str, ...] = SIGNALS) -> None:
         """Paper-side matrices for the current whitening / imc ridge choice."""
@@ -615,19 +666,28 @@ class HybridRecommender:
     # ------------------------------------------------------------------ tuning
 
     def _signal_scores(
-        self, users: np.ndarray, only: Sequence[str], *, standardise: bool = True
+        self,
+        users: np.ndarray,
+        only: Sequence[str],
+        *,
+        standardise: bool = True,
+        cols: np.ndarray | None = None,
+        items: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Score matrices of some signals for some users over the catalogue, divided by each
-        user's spread (`standardise`) so the blend weights are comparable."""
+        """Score matrices of some signals for some users over the catalogue (or `cols`, whose
+        paper vectors `items` may already hold), divided by each user's spread
+        (`standardise`) so the blend weights are comparable."""
         sigma = self.sigma.view[users]
         out = {}
-        items = self._item_vectors()
+        if items is None:
+            items = self._item_vectors()
+            items = items if cols is None else {s: v[cols] for s, v in items.items()}
         for s, uvec in self._user_vectors(users, only).items():
             raw = uvec @ items[s].T
             out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)]) if standardise else raw
         for s in SPARSE:
             if s in self.config.signals and s in only:
-                raw = self._sparse_scores(s, users, None).toarray()
+                raw = self._sparse_scores(s, users, cols).toarray()
                 out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)]) if standardise else raw
         return out
 
@@ -636,19 +696,25 @@ class HybridRecommender:
         cfg = self.config
         names = [s for s in SIGNALS if s in cfg.signals]
         evidence: dict[str, Any] = {}
-        # Tasks: (name, users, held-out papers per user, candidate columns or None = all).
         # The catalogue blend must serve both futures: likes on papers others already
         # know, and likes on papers nobody has seen yet, ranked against the whole catalogue.
         cold_users = np.array(sorted(cold_val))
+        sample, ks = self._validation_columns([catalog_val, cold_val])
         catalog_tasks = []
         if catalog_val:
-            catalog_tasks.append(("held-out", np.array(sorted(catalog_val)), catalog_val, None))
+            users = np.array(sorted(catalog_val))
+            catalog_tasks.append(_Task("held-out", users, catalog_val, sample, True, ks))
         if cold_val:
-            catalog_tasks.append(("new-in-catalogue", cold_users, cold_val, None))
-        cold_tasks = [("new-only", cold_users, cold_val, cold_items)] if cold_val else []
+            catalog_tasks.append(_Task("new-in-catalogue", cold_users, cold_val, sample, True, ks))
+        cold_ks = tuple(k for k in TUNE_KS if k <= max(10, len(cold_items) // 3))
+        cold_tasks = (
+            [_Task("new-only", cold_users, cold_val, cold_items, False, cold_ks)]
+            if cold_val
+            else []
+        )
         # A blend chosen on a handful of people says more about them than about the data.
-        catalog_tasks = [t for t in catalog_tasks if len(t[1]) >= cfg.min_validation_users]
-        cold_tasks = [t for t in cold_tasks if len(t[1]) >= cfg.min_validation_users]
+        catalog_tasks = [t for t in catalog_tasks if len(t.users) >= cfg.min_validation_users]
+        cold_tasks = [t for t in cold_tasks if len(t.users) >= cfg.min_validation_users]
         sets = catalog_tasks + cold_tasks
         if not sets:
             # Nothing to validate on (one paper per user): content leads, the rest help a little.
@@ -671,10 +737,7 @@ class HybridRecommender:
         ):
             if signal not in names:
                 continue
-            scores = {
-                option: self._variant_score(self._variant_vectors(signal, option), sets)
-                for option in options
-            }
+            scores = {option: self._variant_score(signal, option, sets) for option in options}
             best_variant[attr] = max(scores, key=scores.get)
             setattr(self, attr, best_variant[attr])
             evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
@@ -694,7 +757,7 @@ class HybridRecommender:
                 self.weights_catalog = full
             else:
                 self.weights_cold = full
-            evidence[kind] = {"tasks": [t[0] for t in tasks], "weights": _named(full), **ev}
+            evidence[kind] = {"tasks": [t.name for t in tasks], "weights": _named(full), **ev}
         if not cold_tasks:
             self.weights_cold = self.weights_catalog.copy()
         if not catalog_tasks:
@@ -703,19 +766,61 @@ class HybridRecommender:
         self.report["whitening"] = self.shrink
         self.report["imc_ridge"] = self.imc_ridge
 
-    def _validations(self, names: list[str], tasks: list[tuple]) -> list[blend.ValidationSet]:
+    def _validation_columns(
+        self, truths: list[dict[int, np.ndarray]]
+    ) -> tuple[np.ndarray | None, tuple[int, ...]]:
+        """Papers the catalogue tasks rank among, and the depths that match `TUNE_KS`.
+
+        A large catalogue is sampled uniformly (every held-out paper kept): a paper's rank
+        among the sample, scaled by the sampling rate, estimates its rank in the catalogue.
+        """
+        n = len(self.paper_ids)
+        limit = self.config.validation_items
+        if n <= limit:
+            return None, tuple(k for k in TUNE_KS if k <= max(10, n // 3))
+        rng = np.random.default_rng(self.config.seed + 2)
+        held = [np.asarray(v, dtype=np.int64) for truth in truths for v in truth.values()]
+        sample = np.union1d(rng.choice(n, limit, replace=False), np.concatenate([[], *held]))
+        scale = limit / n
+        ks = tuple(dict.fromkeys(max(1, round(k * scale)) for k in TUNE_KS if k <= n // 3))
+        return sample.astype(np.int64), ks
+
+    @staticmethod
+    def _columns(tasks: list[_Task]) -> np.ndarray | None:
+        """Every column some task ranks (None: the whole catalogue)."""
+        if any(t.cands is None for t in tasks):
+            return None
+        return np.unique(np.concatenate([t.cands for t in tasks]))
+
+    @staticmethod
+    def _positions_in(cols: np.ndarray | None, cands: np.ndarray | None) -> np.ndarray | None:
+        """Where a task's candidates sit among the scored columns (None: they are all)."""
+        if cands is None:
+            return None
+        return cands if cols is None else np.searchsorted(cols, cands)
+
+    def _validations(self, names: list[str], tasks: list[_Task]) -> list[blend.ValidationSet]:
         """Pooled z-scores for several tasks, scoring each validation user once for all."""
-        everyone = np.unique(np.concatenate([t[1] for t in tasks]))
-        n_items = len(self.paper_ids)
-        batch = max(50, int(2e7 / max(n_items, 1) / max(len(names), 1)))
+        everyone = np.unique(np.concatenate([t.users for t in tasks]))
+        cols = self._columns(tasks)
+        width = len(self.paper_ids) if cols is None else len(cols)
+        batch = max(50, int(2e7 / max(width, 1) / max(len(names), 1)))
+        items = self._item_vectors()
+        if cols is not None:
+            items = {s: v[cols] for s, v in items.items()}
+        where = [self._positions_in(cols, t.cands) for t in tasks]
         parts: list[list[blend.ValidationSet]] = [[] for _ in tasks]
         for start in range(0, len(everyone), batch):
             ub = everyone[start : start + batch]
-            scores = self._signal_scores(ub, names)
-            for i, (_, users, truth, cands) in enumerate(tasks):
-                mine = np.flatnonzero(np.isin(ub, users))
+            scores = self._signal_scores(ub, names, cols=cols, items=items)
+            for i, task in enumerate(tasks):
+                mine = np.flatnonzero(np.isin(ub, task.users))
                 if len(mine):
-                    parts[i].append(self._task_part(names, ub[mine], scores, mine, truth, cands))
+                    mats = [
+                        scores[s][mine] if where[i] is None else scores[s][np.ix_(mine, where[i])]
+                        for s in names
+                    ]
+                    parts[i].append(self._task_part(names, ub[mine], mats, task))
         out = []
         for task_parts in parts:
             width = max(p.z.shape[2] for p in task_parts)
@@ -725,38 +830,49 @@ class HybridRecommender:
             out.append(blend.ValidationSet(names, z, relevant, n_rel, task_parts[0].ks))
         return out
 
-    def _task_part(
-        self,
-        names: list[str],
-        users: np.ndarray,
-        scores: dict[str, np.ndarray],
-        rows_in_batch: np.ndarray,
-        truth: dict,
-        cands: np.ndarray | None,
-    ) -> blend.ValidationSet:
-        """One task's pooled z-scores for a batch of its users."""
-        n_items = len(self.paper_ids) if cands is None else len(cands)
-        ks = tuple(k for k in TUNE_KS if k <= max(10, n_items // 3))
-        if cands is None:
-            mats = [scores[s][rows_in_batch] for s in names]
-            excluded = np.zeros(mats[0].shape, dtype=bool)
+    def _task_view(
+        self, users: np.ndarray, task: _Task
+    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, list[np.ndarray]]:
+        """(cells of the users' own training papers among the task's candidates, or None;
+        each user's held-out papers as candidate positions)."""
+        n = len(self.paper_ids)
+        position = np.full(n, -1, dtype=np.int64)
+        cands = np.arange(n) if task.cands is None else task.cands
+        position[cands] = np.arange(len(cands))
+        seen = None
+        if task.exclude_seen:
             rows = self.R[users]
-            excluded[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = True
-            truth_cols = [truth[int(u)] for u in users]
-        else:
-            mats = [scores[s][np.ix_(rows_in_batch, cands)] for s in names]
-            excluded = None
-            pos = {c: j for j, c in enumerate(cands)}
-            truth_cols = [np.array([pos[c] for c in truth[int(u)] if c in pos]) for u in users]
-        pools = blend.pool_candidates(mats, max(ks), excluded)
-        return blend.build_validation(names, mats, pools, truth_cols, excluded, ks)
+            r = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
+            c = position[rows.indices]
+            seen = (r[c >= 0], c[c >= 0])
+        truth = []
+        for u in users:
+            pos = position[np.asarray(task.truth[int(u)], dtype=np.int64)]
+            truth.append(pos[pos >= 0])
+        return seen, truth
 
-    def _variant_vectors(self, signal: str, option: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(projection of a user's history, paper matrix) for one variant of a signal.
+    def _task_part(
+        self, names: list[str], users: np.ndarray, mats: list[np.ndarray], task: _Task
+    ) -> blend.ValidationSet:
+        """One task's pooled z-scores for a batch of its users (`mats`: their own copies)."""
+        seen, truth_cols = self._task_view(users, task)
+        excluded = None
+        if seen is not None:
+            excluded = np.zeros(mats[0].shape, dtype=bool)
+            excluded[seen] = True
+            for m in mats:
+                # The copies are this task's own: mask seen papers in place, not per pool.
+                m[seen] = -np.inf
+        pools = blend.pool_candidates(mats, max(task.ks), None)
+        return blend.build_validation(names, mats, pools, truth_cols, excluded, task.ks)
 
-        Built straight from the content vectors, so trying a variant changes no state.
+    def _variant_vectors(
+        self, signal: str, option: Any, cols: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(projection of a user's history, paper matrix of `cols` or all) for one variant of
+        a signal. Built straight from the content vectors, so trying one changes no state.
         """
-        X = self.items.dense
+        X = self.items.dense if cols is None else self.items.dense[cols]
         if signal == "content":
             mapping = self.content_model.whitener(option)
             return mapping, X @ mapping
@@ -767,48 +883,42 @@ class HybridRecommender:
         left = np.linalg.solve(gaa + lam1 * np.eye(d), gar)
         return (left @ np.linalg.inv(gxx + lam2 * np.eye(d))).astype(np.float32), X
 
-    def _variant_score(self, vectors: tuple[np.ndarray, np.ndarray], tasks: list[tuple]) -> float:
+    def _variant_score(self, signal: str, option: Any, tasks: list[_Task]) -> float:
         """Summed mean recall (over tuning depths) of one signal variant alone on every task.
 
         One signal needs no pools or standardising: a held-out paper's rank is the number
         of eligible papers that outscore it in the raw scores. Each user is scored once.
         """
-        mapping, papers = vectors
-        everyone = np.unique(np.concatenate([t[1] for t in tasks]))
-        n_items = len(self.paper_ids)
-        batch = max(50, int(2e7 / max(n_items, 1)))
+        everyone = np.unique(np.concatenate([t.users for t in tasks]))
+        cols = self._columns(tasks)
+        mapping, papers = self._variant_vectors(signal, option, cols)
+        where = [self._positions_in(cols, t.cands) for t in tasks]
+        batch = max(50, int(2e7 / max(len(papers), 1)))
         totals = [np.zeros(0) for _ in tasks]
         counts = [0 for _ in tasks]
         for start in range(0, len(everyone), batch):
             ub = everyone[start : start + batch]
             history = np.asarray(self.R[ub] @ self.items.dense, dtype=np.float32)
             raw_all = (history @ mapping) @ papers.T
-            for i, (_, users, truth, cands) in enumerate(tasks):
-                mine = np.flatnonzero(np.isin(ub, users))
+            for i, task in enumerate(tasks):
+                mine = np.flatnonzero(np.isin(ub, task.users))
                 if not len(mine):
                     continue
-                part = self._single_task_recall(raw_all[mine], ub[mine], truth, cands)
+                raw = raw_all[mine] if where[i] is None else raw_all[np.ix_(mine, where[i])]
+                part = self._single_task_recall(raw, ub[mine], task)
                 totals[i] = part if not len(totals[i]) else totals[i] + part
                 counts[i] += len(mine)
         return float(
             sum(t.mean() / max(c, 1) for t, c in zip(totals, counts, strict=True) if len(t))
         )
 
-    def _single_task_recall(
-        self, raw: np.ndarray, users: np.ndarray, truth: dict, cands: np.ndarray | None
-    ) -> np.ndarray:
-        """Summed recall at each tuning depth over a batch of one task's users."""
-        n_items = len(self.paper_ids) if cands is None else len(cands)
-        ks = np.array([k for k in TUNE_KS if k <= max(10, n_items // 3)])
-        if cands is None:
-            raw = raw.copy()
-            rows = self.R[users]
-            raw[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
-            targets = [np.asarray(truth[int(u)]) for u in users]
-        else:
-            raw = raw[:, cands]
-            pos = {c: j for j, c in enumerate(cands)}
-            targets = [np.array([pos[c] for c in truth[int(u)] if c in pos]) for u in users]
+    def _single_task_recall(self, raw: np.ndarray, users: np.ndarray, task: _Task) -> np.ndarray:
+        """Summed recall at each tuning depth over a batch of one task's users (`raw`: their
+        scores on the task's candidates, a copy this may change)."""
+        ks = np.array(task.ks)
+        seen, targets = self._task_view(users, task)
+        if seen is not None:
+            raw[seen] = -np.inf
         total = np.zeros(len(ks))
         for j, t in enumerate(targets):
             if len(t) == 0:

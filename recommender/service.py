@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import scipy.sparse as sp
 
 from recommender.content import ContentModel, ItemContent, paper_text
 from recommender.embeddings import TextEncoder, embed_cached
+from recommender.feedback import FeedbackMatrix
 from recommender.index import Query, SearchIndex, parse_query
 from recommender.model import Explanation, FitConfig, HybridRecommender, Interactions
 from recommender.pipeline import StoreVectorCache
@@ -114,6 +116,7 @@ class PaperService:
         self._content_cache: tuple[ContentModel, ItemContent, list[str]] | None = None
         self._first_model = threading.Lock()
         self._refreshed_until = 0.0
+        self._feedback = FeedbackMatrix(store, self.weights.weight)
 
     # -- keeping up with the store ---------------------------------------------------------
 
@@ -139,8 +142,14 @@ class PaperService:
         papers = [p for p in self.store.get_papers(fresh_ids) if p is not None]
         self.index.add(papers)
         with self._lock:
-            if self.model is not None:
-                self.model.add_papers(papers, self._embeddings(papers))
+            model = self.model
+        if model is not None:
+            # Only papers the model has not seen need their embeddings read.
+            unseen = [p for p in papers if p.id not in model.pidx]
+            if unseen:
+                embeddings = self._embeddings(unseen)
+                with self._lock:
+                    model.add_papers(unseen, embeddings)
         return len(papers)
 
     def reindex(self, paper_ids: Sequence[str]) -> None:
@@ -180,26 +189,11 @@ class PaperService:
         return rows
 
     def interactions(self) -> Interactions:
-        """All feedback in the store as one sparse matrix (people × papers, net weights)."""
-        weight_of: dict[bytes, float] = {}
-        column: dict[bytes, int] = {}
-        users: list[str] = []
-        indptr, indices, data = [0], [], []
-        for uid, raw in self.store.feedback_rows():
-            for pid, kinds in raw.items():
-                weight = weight_of.get(kinds)
-                if weight is None:
-                    weight = weight_of[kinds] = self.weights.weight(kinds.decode().split(","))
-                if weight:
-                    indices.append(column.setdefault(pid, len(column)))
-                    data.append(weight)
-            users.append(uid)
-            indptr.append(len(indices))
-        matrix = sp.csr_matrix(
-            (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr)),
-            shape=(len(users), len(column)),
-        )
-        return Interactions(users, [p.decode() for p in column], matrix)
+        """All feedback in the store as one sparse matrix (people × papers, net weights).
+
+        Only the people whose feedback changed since the last call are read again.
+        """
+        return self._feedback.read()
 
     def _content(self, papers: Sequence[Paper]) -> tuple[ContentModel, ItemContent] | None:
         """Reuse the last content fit when most papers are unchanged (new ones transformed)."""
@@ -229,17 +223,19 @@ class PaperService:
     def train(self, progress: Callable[[str], None] | None = None) -> HybridRecommender:
         """Fit a new model from the store and swap it in (serving continues meanwhile)."""
         version_before = self.store.feedback_version()
-        papers = list(self.store.iter_papers())
-        content = self._content(papers)
+        # Feedback is read (mostly waiting on Redis) while the catalogue's content is fit.
+        with ThreadPoolExecutor(1, thread_name_prefix="feedback-read") as pool:
+            reading = pool.submit(self.interactions)
+            papers = list(self.store.iter_papers())
+            content = self._content(papers)
+            if content is None:
+                content_model = ContentModel()
+                content = content_model, content_model.fit(papers, self._embeddings(papers))
+            interactions = reading.result()
         model = HybridRecommender(self.fit_config).fit(
-            self.interactions(),
-            papers,
-            embeddings=None if content is not None else self._embeddings(papers),
-            progress=progress,
-            content=content,
+            interactions, papers, progress=progress, content=content
         )
         self._content_cache = (model.content_model, model.items, [p.id for p in papers])
-        self.index.add(p for p in papers if p.id not in self.index)
         with self._lock:
             self.model = model
             self.trained_feedback_version = version_before
@@ -279,6 +275,8 @@ class PaperService:
                     # The feedback the saved model saw: later feedback still asks for a refit.
                     self.trained_feedback_version = int(pointer.get("feedback_version", -1))
                 self.refresh()
+                # A retrain after a restart reuses the saved content fit, as one in-process.
+                self._content_cache = (model.content_model, model.items, list(model.paper_ids))
                 return model
         model = self.train(progress)
         self.refresh()

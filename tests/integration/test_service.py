@@ -188,6 +188,9 @@ def test_refresh_makes_new_papers_searchable_and_recommendable(
 ) -> None:
     uid = "slack:T1:U1"
     service.train()
+    # The first look indexes the whole catalogue (training only trains); the model knows it.
+    assert service.refresh() == store.paper_count()
+    assert len(service.model.paper_ids) == store.paper_count()
     assert service.refresh() == 0
     for pid in titled(store, "mixture")[:3] + titled(store, "expert")[:2]:
         service.record(uid, pid, Feedback.LIKE)

@@ -150,6 +150,54 @@ def test_top_k_never_prefers_minus_infinity() -> None:
     assert set(top_k(scores, 3)[0, :2]) == {3, 1}
 
 
+@pytest.mark.parametrize("case", ["plain", "ties", "minus_inf", "flat_row"])
+def test_top_k_on_wide_rows_is_exact(case: str) -> None:
+    """Wide rows take the prefiltered path: the same k best values as a full sort."""
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((40, 30_000)).astype(np.float32)
+    if case == "ties":
+        scores = np.round(scores, 1)  # big blocks of equal scores at every threshold
+    elif case == "minus_inf":
+        scores[:, rng.choice(30_000, 20_000, replace=False)] = -np.inf
+        scores[5, :] = -np.inf
+        scores[5, :3] = 1.0
+    elif case == "flat_row":
+        scores[0] = 0.0
+        scores[1, :10] = 1.0
+        scores[1, 10:] = 0.0
+    for k in (1, 10, 300, 1500):
+        ranked = top_k(scores, k)
+        unordered = top_k(scores, k, ordered=False)
+        for row, got, loose in zip(scores, ranked, unordered, strict=True):
+            best = np.sort(row)[::-1][:k]
+            assert len(set(got.tolist())) == k
+            assert np.array_equal(row[got], best)  # best first, exactly the k best values
+            assert np.array_equal(np.sort(row[loose])[::-1], best)
+
+
+def test_recall_counts_users_whose_held_out_papers_left_the_pool() -> None:
+    """Users with nothing relevant in their pool score zero but still weigh in the mean."""
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((6, 2, 30)).astype(np.float32)
+    relevant = np.zeros((6, 30), dtype=bool)
+    relevant[0, [1, 2]] = True
+    relevant[3, 7] = True
+    n_relevant = np.array([2, 4, 1, 1, 3, 2])  # users 1, 2, 4, 5: held-out papers outside
+    val = blend.ValidationSet(["a", "b"], z, relevant, n_relevant, (1, 5, 30))
+    weights = np.array([1.0, 0.5])
+    scores = (z * weights[None, :, None]).sum(axis=1)
+    expected = []
+    for k in (1, 5, 30):
+        per_user = [
+            sum(int((scores[u] > scores[u, j]).sum() < k) for j in np.flatnonzero(relevant[u]))
+            / n_relevant[u]
+            for u in range(6)
+        ]
+        expected.append(np.mean(per_user))
+    assert val.recall(weights) == pytest.approx(expected)
+    assert val.recall(weights)[-1] == pytest.approx((1.0 + 1.0) / 6)
+
+
 def test_recall_ndcg_hand_computed() -> None:
     hits = np.array([[True, False, True], [False, False, False], [False, True, False]])
     n_relevant = np.array([2, 1, 3])

@@ -167,6 +167,52 @@ def test_two_topic_users_rank_both_topics_above_the_rest(
         assert weaker > strongest_other + 0.5
 
 
+def test_large_catalogue_validates_on_a_sample_of_papers(corpus: Corpus) -> None:
+    """Past `validation_items` papers, held-out papers are ranked among a uniform sample."""
+    config = FitConfig(als=FAST.als, als_grid=(), validation_items=120)
+    model = HybridRecommender(config).fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    truth = {0: np.array([5, 250]), 1: np.array([7])}
+    sample, ks = model._validation_columns([truth, {2: np.array([299])}])
+    assert sample is not None and 120 <= len(sample) <= 124
+    assert {5, 250, 7, 299} <= set(sample.tolist())  # every held-out paper is a candidate
+    assert np.all(np.diff(sample) > 0)
+    assert ks == (4, 8, 20, 40)  # depths 10..100 of 300 papers, at 120/300 of the papers
+    blend_report = model.report["blend"]
+    assert blend_report["catalog"]["tasks"] == ["held-out", "new-in-catalogue"]
+    assert blend_report["catalog"]["ks"] == [4, 8, 20, 40]
+    # The weights chosen on the sample still rank each person's topic first.
+    users = single_topic_users(corpus)
+    for user, rec in zip(users, model.recommend(users, n=10), strict=True):
+        on_topic = sum(topic_of(corpus, pid) == corpus.user_topics[user][0] for pid in ids(rec))
+        assert on_topic >= 8, (user, ids(rec))
+    # A catalogue within the limit is ranked whole.
+    assert HybridRecommender(FAST).fit(
+        corpus.interactions, corpus.papers, embeddings=corpus.emb
+    )._validation_columns([truth]) == (None, (10, 20, 50, 100))
+
+
+def test_imc_sums_after_the_held_out_rows_return_match_a_fresh_computation(
+    fitted: HybridRecommender,
+) -> None:
+    """The final fit updates AᵀA and AᵀR⁺X with the changed rows only: same sums."""
+    X = fitted.items.dense.astype(np.float64)
+    full = fitted.R.astype(np.float64)
+    A, liked = full @ X, full.multiply(full > 0) @ X
+    assert np.allclose(fitted._imc_parts[0], A.T @ A, rtol=1e-4, atol=1e-3)
+    assert np.allclose(fitted._imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
+    # Directly: a first call, then one on a matrix with a few rows changed.
+    model = copy.deepcopy(fitted)
+    train = fitted.R.tolil()
+    train[3, :] = 0
+    train[7, 10] = 2.0
+    train = train.tocsr()
+    model._imc_fit(train, train.multiply(train > 0).tocsr())
+    updated = model._imc_fit(fitted.R, fitted.R.multiply(fitted.R > 0).tocsr())
+    assert np.allclose(updated, A, atol=1e-4)
+    assert np.allclose(model._imc_parts[0], A.T @ A, rtol=1e-4, atol=1e-3)
+    assert np.allclose(model._imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
+
+
 def test_default_config_without_embeddings_uses_lsa_and_ranks_topics(corpus: Corpus) -> None:
     model = HybridRecommender().fit(corpus.interactions, corpus.papers, embeddings=None)
     assert model.report["content"] == "lsa"
