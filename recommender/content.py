@@ -16,6 +16,8 @@ from recommender.types import Paper
 # Dimensions of the latent-semantic (TF-IDF -> truncated SVD) vectors: dense, so the TF-IDF
 # signal scores many users against many papers as one matrix product.
 LSA_DIM = 256
+# Papers the LSA directions are fitted on, at most (a uniform sample of a larger catalogue).
+LSA_FIT_ROWS = 20_000
 
 
 def paper_text(paper: Paper) -> str:
@@ -71,7 +73,14 @@ class ContentModel:
         else:
             dim = max(1, min(LSA_DIM, tfidf.shape[1] - 1, len(texts) - 1))
             self.lsa = TruncatedSVD(dim, random_state=0)
-            latent = self.lsa.fit_transform(tfidf).astype(np.float32)
+            if len(texts) > LSA_FIT_ROWS:
+                # The topic directions of a large catalogue are found on a uniform sample
+                # of it (the SVD's cost grows with rows); every paper is then projected.
+                rows = np.random.default_rng(0).choice(len(texts), LSA_FIT_ROWS, replace=False)
+                self.lsa.fit(tfidf[np.sort(rows)])
+                latent = self.lsa.transform(tfidf).astype(np.float32)
+            else:
+                latent = self.lsa.fit_transform(tfidf).astype(np.float32)
         self.lsa_mean = (latent[has_text] if has_text.any() else latent).mean(axis=0)
         lexical = _centre(latent, self.lsa_mean, has_text)
         if embeddings is None:

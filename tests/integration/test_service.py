@@ -247,3 +247,20 @@ def test_dead_redis_gets_the_polite_reply() -> None:
     # Empty text needs no database: it is answered.
     assert core.answer(ctx, "").text.startswith("*paperbot*")
     client.close()
+
+
+def test_a_retrain_rereads_only_the_people_whose_feedback_changed(
+    service: PaperService, store: Store
+) -> None:
+    papers = [p.id for p in store.iter_papers()]
+    for i, user in enumerate(("slack:T1:U1", "slack:T1:U2", "slack:T1:U3")):
+        for pid in papers[i * 5 : i * 5 + 5]:
+            service.record(user, pid, Feedback.LIKE)
+    first = service.train()
+    assert service._feedback.last_read == 3
+    service.record("slack:T1:U2", papers[40], Feedback.SAVE)
+    second = service.train()
+    assert service._feedback.last_read == 1  # only U2 was read again
+    assert second.report["interactions"] == first.report["interactions"] + 1
+    row = second.R[second.uidx["slack:T1:U2"]]
+    assert row[0, second.pidx[papers[40]]] == pytest.approx(2.0)

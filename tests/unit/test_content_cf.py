@@ -71,6 +71,26 @@ def test_dense_vectors_cluster_by_topic(use_embeddings: bool) -> None:
     assert same > other + 0.5
 
 
+def test_lsa_of_a_large_catalogue_is_fitted_on_a_sample(monkeypatch) -> None:
+    """Past LSA_FIT_ROWS papers the directions come from a sample; all papers are projected
+    and still cluster by topic, and a paper transforms the same as at fit time."""
+    from recommender import content
+
+    monkeypatch.setattr(content, "LSA_FIT_ROWS", 40)
+    papers, _ = make_papers(n=150)
+    model = ContentModel()
+    fitted = model.fit(papers, None)
+    assert model.lsa is not None and model.lsa.components_.shape[1] == fitted.tfidf.shape[1]
+    dense = fitted.dense[:-1]
+    topic = np.arange(len(dense)) % 3
+    sim = dense @ dense.T
+    assert (
+        sim[topic[:, None] == topic[None, :]].mean()
+        > sim[topic[:, None] != topic[None, :]].mean() + 0.5
+    )
+    np.testing.assert_allclose(model.transform(papers, None).dense, fitted.dense, atol=1e-5)
+
+
 def test_transform_new_papers_lands_near_their_topic() -> None:
     papers, _ = make_papers()
     model = ContentModel()
