@@ -48,20 +48,15 @@ class FeedbackMatrix:
     def _full(self, version: int, forgets: int) -> None:
         """Read everyone (the counters were taken first: later changes are re-read next time).
 
-        Built aside and swapped in at the end, so a read that fails half-way keeps the
-        previous rows and the next read starts over.
+        Until it completes the reader counts as never having read, so a read that fails
+        half-way is started over by the next one.
         """
-        kept = (self._rows, self._columns)
+        self._version = -1
         self._rows, self._columns = {}, {}
         count = 0
-        try:
-            for users, raws in self.store.feedback_batches():
-                self._put(users, raws)
-                count += len(users)
-        except BaseException:
-            self._rows, self._columns = kept
-            self._version = -1
-            raise
+        for users, raws in self.store.feedback_batches():
+            self._put(users, raws)
+            count += len(users)
         self._version, self._forgets, self.last_read = version, forgets, count
 
     def _put(self, users: list[str], raws: list[list[bytes]]) -> None:
@@ -93,7 +88,7 @@ class FeedbackMatrix:
     def _matrix(self) -> Interactions:
         """The kept rows as a CSR matrix, people in sorted order."""
         users = sorted(self._rows)
-        rows = [self._rows.get(u, _EMPTY) for u in users]
+        rows = [self._rows[u] for u in users]
         lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=len(rows))
         indptr = np.concatenate([[0], np.cumsum(lengths)])
         indices = np.concatenate([r[0] for r in rows]) if rows else _EMPTY[0]

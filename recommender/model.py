@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -653,14 +653,20 @@ class HybridRecommender:
         return sp.vstack([self._row(int(u)) for u in users]).tocsr()
 
     def _sparse_scores(
-        self, name: str, users: np.ndarray, cols: np.ndarray | None
+        self,
+        name: str,
+        users: np.ndarray,
+        cols: np.ndarray | None,
+        knn: sp.csr_matrix | None = None,
     ) -> sp.csr_matrix:
-        """Item-kNN scores (sparse) of users over all papers or the given columns."""
+        """Item-kNN scores (sparse) of users over all papers or the given columns (`knn`:
+        those columns of the similarity matrix, when the caller already sliced them)."""
         n_cols = len(self.paper_ids) if cols is None else len(cols)
         if name not in self.config.signals or (cols is not None and not self.warm[cols].any()):
             # Papers nobody has touched have no co-occurrence: the signal is all zero there.
             return sp.csr_matrix((len(users), n_cols), dtype=np.float32)
-        knn = self.knn if cols is None else self.knn[:, cols]
+        if knn is None:
+            knn = self.knn if cols is None else self.knn[:, cols]
         return (self._rows(users) @ knn).tocsr()
 
     # ------------------------------------------------------------------ tuning
@@ -675,20 +681,31 @@ class HybridRecommender:
         items: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """Score matrices of some signals for some users over the catalogue (or `cols`, whose
-        paper vectors `items` may already hold), divided by each user's spread
-        (`standardise`) so the blend weights are comparable."""
+        paper side `items` may already hold, as `_column_items` gives it), divided by each
+        user's spread (`standardise`) so the blend weights are comparable."""
         sigma = self.sigma.view[users]
         out = {}
         if items is None:
-            items = self._item_vectors()
-            items = items if cols is None else {s: v[cols] for s, v in items.items()}
+            items = self._column_items(cols)
         for s, uvec in self._user_vectors(users, only).items():
             raw = uvec @ items[s].T
             out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)]) if standardise else raw
         for s in SPARSE:
             if s in self.config.signals and s in only:
-                raw = self._sparse_scores(s, users, cols).toarray()
+                raw = self._sparse_scores(s, users, cols, items.get(s)).toarray()
                 out[s] = _zscore(raw, sigma[:, SIGNALS.index(s)]) if standardise else raw
+        return out
+
+    def _column_items(self, cols: np.ndarray | None) -> dict[str, Any]:
+        """The paper side of every signal on some columns (None: all), sliced once for a
+        run of `_signal_scores` calls."""
+        items: dict[str, Any] = self._item_vectors()
+        if cols is None:
+            return items
+        out = {s: v[cols] for s, v in items.items()}
+        for s in SPARSE:
+            if s in self.config.signals:
+                out[s] = self.knn[:, cols].tocsr()
         return out
 
     def _tune(self, catalog_val: dict, cold_val: dict, cold_items: np.ndarray) -> None:
@@ -799,28 +816,37 @@ class HybridRecommender:
             return None
         return cands if cols is None else np.searchsorted(cols, cands)
 
-    def _validations(self, names: list[str], tasks: list[_Task]) -> list[blend.ValidationSet]:
-        """Pooled z-scores for several tasks, scoring each validation user once for all."""
+    def _task_batches(
+        self, tasks: list[_Task], cols: np.ndarray | None, matrices: int
+    ) -> Iterator[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | None]]]]:
+        """Every validation user once, in batches sized so `matrices` score matrices of a
+        batch stay small: (batch users, per task: its rows in the batch, and where its
+        candidates sit among the scored columns, None = all)."""
         everyone = np.unique(np.concatenate([t.users for t in tasks]))
-        cols = self._columns(tasks)
         width = len(self.paper_ids) if cols is None else len(cols)
-        batch = max(50, int(2e7 / max(width, 1) / max(len(names), 1)))
-        items = self._item_vectors()
-        if cols is not None:
-            items = {s: v[cols] for s, v in items.items()}
+        batch = max(50, int(2e7 / max(width, 1) / max(matrices, 1)))
         where = [self._positions_in(cols, t.cands) for t in tasks]
-        parts: list[list[blend.ValidationSet]] = [[] for _ in tasks]
         for start in range(0, len(everyone), batch):
             ub = everyone[start : start + batch]
+            rows = [np.flatnonzero(np.isin(ub, t.users)) for t in tasks]
+            yield ub, list(zip(rows, where, strict=True))
+
+    @staticmethod
+    def _task_rows(scores: np.ndarray, rows: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+        """A task's rows of a batch's scores, on its candidates only (a copy)."""
+        return scores[rows] if where is None else scores[np.ix_(rows, where)]
+
+    def _validations(self, names: list[str], tasks: list[_Task]) -> list[blend.ValidationSet]:
+        """Pooled z-scores for several tasks, scoring each validation user once for all."""
+        cols = self._columns(tasks)
+        items = self._column_items(cols)
+        parts: list[list[blend.ValidationSet]] = [[] for _ in tasks]
+        for ub, per_task in self._task_batches(tasks, cols, len(names)):
             scores = self._signal_scores(ub, names, cols=cols, items=items)
-            for i, task in enumerate(tasks):
-                mine = np.flatnonzero(np.isin(ub, task.users))
+            for task, part, (mine, where) in zip(tasks, parts, per_task, strict=True):
                 if len(mine):
-                    mats = [
-                        scores[s][mine] if where[i] is None else scores[s][np.ix_(mine, where[i])]
-                        for s in names
-                    ]
-                    parts[i].append(self._task_part(names, ub[mine], mats, task))
+                    mats = [self._task_rows(scores[s], mine, where) for s in names]
+                    part.append(self._task_part(names, ub[mine], mats, task))
         out = []
         for task_parts in parts:
             width = max(p.z.shape[2] for p in task_parts)
@@ -889,22 +915,17 @@ class HybridRecommender:
         One signal needs no pools or standardising: a held-out paper's rank is the number
         of eligible papers that outscore it in the raw scores. Each user is scored once.
         """
-        everyone = np.unique(np.concatenate([t.users for t in tasks]))
         cols = self._columns(tasks)
         mapping, papers = self._variant_vectors(signal, option, cols)
-        where = [self._positions_in(cols, t.cands) for t in tasks]
-        batch = max(50, int(2e7 / max(len(papers), 1)))
         totals = [np.zeros(0) for _ in tasks]
         counts = [0 for _ in tasks]
-        for start in range(0, len(everyone), batch):
-            ub = everyone[start : start + batch]
+        for ub, per_task in self._task_batches(tasks, cols, 1):
             history = np.asarray(self.R[ub] @ self.items.dense, dtype=np.float32)
             raw_all = (history @ mapping) @ papers.T
-            for i, task in enumerate(tasks):
-                mine = np.flatnonzero(np.isin(ub, task.users))
+            for i, (task, (mine, where)) in enumerate(zip(tasks, per_task, strict=True)):
                 if not len(mine):
                     continue
-                raw = raw_all[mine] if where[i] is None else raw_all[np.ix_(mine, where[i])]
+                raw = self._task_rows(raw_all, mine, where)
                 part = self._single_task_recall(raw, ub[mine], task)
                 totals[i] = part if not len(totals[i]) else totals[i] + part
                 counts[i] += len(mine)
