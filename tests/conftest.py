@@ -13,10 +13,22 @@ from recommender.store import Store, StoreUnavailable
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/9"
 
 
+def redis_test_url(db: int | None = None) -> str:
+    """The test Redis URL (`PAPERBOT_TEST_REDIS_URL`), optionally on another database number.
+
+    Every test database lives on the one server that variable names, so several checkouts
+    can run the suite at once, each against its own server.
+    """
+    url = os.environ.get("PAPERBOT_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    if db is None:
+        return url
+    return url.rsplit("/", 1)[0] + f"/{db}" if url.count("/") >= 3 else f"{url}/{db}"
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the Redis server the tests may flush (`PAPERBOT_TEST_REDIS_URL`)."""
-    url = os.environ.get("PAPERBOT_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    url = redis_test_url()
     try:
         probe = Store.connect(url)
     except StoreUnavailable as exc:

@@ -26,6 +26,7 @@ from bot import cli_app
 from bot.__main__ import main
 from bot.config import Settings
 from recommender.embeddings import text_hash
+from tests.conftest import redis_test_url
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 HF_DAY = FIXTURES / "hf_daily_papers_2026-06-12.json"
@@ -34,7 +35,7 @@ ARXIV = FIXTURES / "arxiv_api_query_transformer_cs.LG.atom.xml"
 RSS2 = FIXTURES / "arxiv_rss2_cs.LG_trimmed.xml"
 RSS_ATOM = FIXTURES / "arxiv_rss_atom_cs.AI.xml"
 SEED = FIXTURES / "seed_papers.jsonl"
-TEST_REDIS = "redis://127.0.0.1:6379/8"
+TEST_REDIS = redis_test_url(8)
 
 
 # ---------------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def db() -> Iterator[redis.Redis]:
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.fail("these tests need a Redis server on 127.0.0.1:6379 (bash .ci/run starts one)")
+        pytest.fail(f"these tests need a Redis server at {TEST_REDIS} (bash .ci/run starts one)")
     client.flushdb()
     yield client
     client.flushdb()

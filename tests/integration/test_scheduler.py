@@ -24,10 +24,11 @@ from bot.config import Settings, load_settings
 from recommender import pipeline
 from recommender.index import SearchIndex
 from recommender.store import Store
+from tests.conftest import redis_test_url
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
-TEST_REDIS = "redis://127.0.0.1:6379/11"
+TEST_REDIS = redis_test_url(11)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def store() -> Iterator[Store]:
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.fail("these tests need a Redis server on 127.0.0.1:6379 (bash .ci/run starts one)")
+        pytest.fail(f"these tests need a Redis server at {TEST_REDIS} (bash .ci/run starts one)")
     client.flushdb()
     s = Store.connect(TEST_REDIS)
     yield s
