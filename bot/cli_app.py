@@ -8,7 +8,6 @@ import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -79,12 +78,7 @@ class App:
         weights = FeedbackWeights(
             like=settings.weight_like, save=settings.weight_save, dislike=settings.weight_dislike
         )
-        return PaperService(
-            self.store(),
-            encoder=self.encoder(),
-            model_dir=Path(settings.data_dir) / "models",
-            weights=weights,
-        )
+        return PaperService(self.store(), encoder=self.encoder(), weights=weights)
 
     def runtime(self, *, index: SearchIndex | None = None) -> sched.Runtime:
         """The dependencies the ingest jobs share (the encoder is loaded when first needed)."""

@@ -23,10 +23,12 @@ log = logging.getLogger("bot")
 
 
 def chat_service(app: App, *, background: bool = False) -> PaperService:
-    """The recommender service with its model loaded (or trained on first use).
+    """The recommender service with its model loaded.
 
-    The console needs papers and waits for the model; `run` starts at once on any library
-    (the first ingest fills an empty one) and loads the model in the background.
+    The console needs papers and waits for the model (training one if none is published
+    yet: it is a one-process tool); `run` starts at once on any library, follows the
+    published model in the background and never trains on its own at start-up (the
+    scheduler's lease holder trains).
     """
     store = app.store()
     empty = store.paper_count() == 0
@@ -36,10 +38,11 @@ def chat_service(app: App, *, background: bool = False) -> PaperService:
         )
     service = app.service()
     if background:
-        service.warm_up()
+        service.start()
     else:
         with app.err.status("loading the recommender…") as status:
             service.load_or_train(progress=lambda stage: status.update(f"training: {stage}"))
+        service.start()
     return service
 
 

@@ -24,9 +24,13 @@ from bot.subscriptions import (
 from recommender.bibtex import to_bibtex
 from recommender.index import QueryError
 from recommender.model import Explanation
-from recommender.service import PaperService, Ranked
+from recommender.service import LIMITS, PaperService, Ranked
 
 MAX_TEXT = 2000  # longer command text is cut (Slack allows ~4,000; nobody types more)
+HIDDEN = (
+    "{n} paper{s} hidden by your excluded words and muted authors; "
+    "`/papers settings` shows them."
+)
 SEARCH_RESULTS = 5
 FORGET_WINDOW = 300  # seconds a forget-me confirmation stays valid
 
@@ -64,9 +68,14 @@ COMMANDS: tuple[Command, ...] = (
     Command("digest", "digest", "Your digest right now: the best new papers for you."),
     Command(
         "topics",
-        "topics [add|remove|exclude|include] <words, or phrases separated by commas>",
-        "Boost topics you care about; `exclude` hides papers that mention a word.",
-        ("topics add diffusion, graph neural networks", "topics exclude survey"),
+        "topics [add|remove|exclude|include] <phrase>[, <phrase>…]",
+        "Boost a topic (a phrase, matched as a whole and by meaning); `exclude` hides papers "
+        "that mention a phrase. Commas separate several.",
+        (
+            "topics add large language models",
+            "topics add diffusion, graph neural networks",
+            "topics exclude reinforcement learning",
+        ),
     ),
     Command("mute", "mute author <name>", "Never show papers by this author."),
     Command("unmute", "unmute author <name>", "Show papers by this author again."),
@@ -180,13 +189,18 @@ class CommandService:
             )
         except QueryError as exc:
             return Reply(f"{exc}. {BY_NAME['search'].usage}")
+        hidden = _hidden(ranked.hidden)
         if not ranked:
+            if hidden:
+                return Reply(f"No papers to show for “{rest[:80]}”: {hidden}")
             return Reply(
                 f"No papers match “{rest[:80]}”. Try fewer words, or check a filter "
                 "(`author:`, `since:`, `cat:`)."
             )
         cards = [card(r, i + 1) for i, r in enumerate(ranked)]
-        return Reply(f"Top {len(cards)} for “{rest[:80]}”, ranked for you:", cards=cards)
+        return Reply(
+            f"Top {len(cards)} for “{rest[:80]}”, ranked for you:", cards=cards, footer=hidden
+        )
 
     def digest(self, ctx: Context, rest: str) -> Reply:
         """`digest`: the best unseen papers for the asker, now (and marked as sent)."""
@@ -198,14 +212,20 @@ class CommandService:
         ranked = self.builder.personal(ctx.uid, since=since, n=10)
         if not ranked:
             ranked = self.builder.personal(ctx.uid, since=0, n=10)
+        hidden = _hidden(ranked.hidden)
         if not ranked:
+            if hidden:
+                return Reply(f"Nothing to show you right now: {hidden}")
             return Reply(
                 "Nothing new for you right now: every paper in the library has been sent to you."
             )
         self.store.mark_seen(ctx.uid, [r.paper.id for r in ranked], now)
-        cards = [card(r, i + 1) for i, r in enumerate(ranked)]
+        cards = [card(r, i + 1, r.teammates) for i, r in enumerate(ranked)]
         return Reply(
-            f"Your digest: {len(cards)} papers ranked for you.", cards=cards, title="Your papers"
+            f"Your digest: {len(cards)} papers ranked for you.",
+            cards=cards,
+            title="Your papers",
+            footer=hidden,
         )
 
     # -- subscriptions ----------------------------------------------------------------------
@@ -331,6 +351,9 @@ class CommandService:
         if action not in ("add", "remove", "exclude", "include") or not phrases:
             return Reply(help_text("topics"))
         if action == "add":
+            full = self._over_limit(ctx.uid, "topics", phrases)
+            if full:
+                return Reply(full)
             self.store.add_words(ctx.uid, "topics", phrases)
             return Reply(
                 "Boosting: " + ", ".join(phrases) + ". Papers on these rank higher for you."
@@ -342,6 +365,9 @@ class CommandService:
         if action == "include":
             removed = self.store.remove_words(ctx.uid, "exclude", phrases)
             return Reply(f"No longer excluding {removed} of: " + ", ".join(phrases) + ".")
+        full = self._over_limit(ctx.uid, "exclude", phrases)
+        if full:
+            return Reply(full)
         self.store.add_words(ctx.uid, "exclude", phrases)
         return Reply(
             "Hiding papers that mention: "
@@ -354,8 +380,29 @@ class CommandService:
         name = _author_arg(rest)
         if not name:
             return Reply(help_text("mute"))
+        full = self._over_limit(ctx.uid, "muted", [name.casefold()])
+        if full:
+            return Reply(full)
         self.store.add_words(ctx.uid, "muted", [name.casefold()])
         return Reply(f"Muted {name}. `/papers unmute author {name}` undoes it.")
+
+    def _over_limit(self, uid: str, kind: str, new: list[str]) -> str:
+        """A reply when adding `new` would take a person's list past its limit, else ""."""
+        have = self.store.words(uid, kind)
+        after = len(have | set(new))
+        limit = LIMITS[kind]
+        if after <= limit:
+            return ""
+        what = {"topics": "topics", "exclude": "excluded phrases", "muted": "muted authors"}[kind]
+        undo = {
+            "topics": "`/papers topics remove <topic>`",
+            "exclude": "`/papers topics include <phrase>`",
+            "muted": "`/papers unmute author <name>`",
+        }[kind]
+        return (
+            f"You have {len(have)} {what}; the limit is {limit}. Remove some first with "
+            f"{undo}, then try again."
+        )
 
     def unmute(self, ctx: Context, rest: str) -> Reply:
         """`unmute author <name>`."""
@@ -406,7 +453,6 @@ class CommandService:
             return Reply("Run `/papers forget-me` first; then confirm within 5 minutes.")
         self.store.release_once(token)
         self.store.forget_user(ctx.uid)
-        self.service.fold_in(ctx.uid)
         return Reply("Done: everything about you is deleted. Thanks for trying paperbot.")
 
 
@@ -417,12 +463,18 @@ def _command_name(text: str) -> str:
 
 
 def _phrases(text: str) -> list[str]:
-    """`a, b c` -> ["a", "b c"]; without commas every word is its own topic."""
-    text = text.strip()
-    if not text:
-        return []
-    parts = [p for p in (s.strip() for s in text.split(",")) if p] if "," in text else text.split()
-    return list(dict.fromkeys(p.casefold()[:80] for p in parts))[:20]
+    """`large language models, diffusion` -> ["large language models", "diffusion"]: each
+    comma-separated part is one phrase (a topic is a phrase, not a bag of words)."""
+    parts = (" ".join(p.split()) for p in (text or "").split(","))
+    capped = (p.casefold()[:80].strip() for p in parts)
+    return list(dict.fromkeys(p for p in capped if p))[:20]
+
+
+def _hidden(count: int) -> str:
+    """The line saying how many papers a person's filters hid ("" for none)."""
+    if not count:
+        return ""
+    return HIDDEN.format(n=count, s="s" if count != 1 else "")
 
 
 def _author_arg(rest: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from bot.ports import Digest, PaperCard
 from bot.subscriptions import Subscription
 from recommender.ids import abs_url
-from recommender.service import PaperService, Preferences, Ranked
+from recommender.service import PaperService, Preferences, Ranked, RankResult
 from recommender.types import Paper
 
 # The first digest of a new subscriber looks back this far for papers.
@@ -86,15 +86,14 @@ class DigestBuilder:
         fresh = [i for i in ids if i not in seen]
         return [p for p in self.store.get_papers(fresh) if p is not None]
 
-    def personal(self, uid: str, *, since: float, n: int = 10) -> list[Ranked]:
-        """A person's digest: new papers ranked for them alone."""
-        self.service.refresh()
+    def personal(self, uid: str, *, since: float, n: int = 10) -> RankResult:
+        """A person's digest: new papers ranked for them alone (with how many were hidden)."""
         pool = self.candidates(uid, since)
-        return self.service.rank([uid], pool, n, prefs=self.service.preferences(uid))
+        result = self.service.rank([uid], pool, n, prefs=self.service.preferences(uid))
+        return self.service.with_teammates(result, uid.rsplit(":", 1)[0])
 
     def team(self, sub: Subscription, *, since: float, n: int = 10) -> list[tuple[Ranked, int]]:
         """A channel's digest: ranked for its members together, with teammates' likes."""
-        self.service.refresh()
         channel = sub.subscriber
         members = sorted(self.store.channel_members(channel) | {sub.owner})
         pool = {p.id: p for p in self.candidates(channel, since)}
@@ -113,7 +112,15 @@ class DigestBuilder:
         boost = {pid: 0.5 * c for pid, c in counts.items() if c}
         # Team-level filters: only words every member excluded / muted apply to all.
         prefs = _shared_preferences([self.service.preferences(m) for m in members])
-        ranked = self.service.rank(members, list(pool.values()), n, prefs=prefs, boost=boost)
+        ranked = self.service.rank(
+            members,
+            list(pool.values()),
+            n,
+            prefs=prefs,
+            boost=boost,
+            teammates=counts,
+            names=self.service.names(members),
+        )
         return [(r, counts.get(r.paper.id, 0)) for r in ranked]
 
     def digest_for(self, sub: Subscription, period: str, now: float | None = None) -> Digest | None:
@@ -121,7 +128,7 @@ class DigestBuilder:
         now = time.time() if now is None else now
         since = sub.last_sent or (now - FIRST_LOOKBACK.get(sub.cadence, 2 * 86400))
         if sub.kind == "dm":
-            picks = [(r, 0) for r in self.personal(sub.owner, since=since, n=sub.size)]
+            picks = [(r, r.teammates) for r in self.personal(sub.owner, since=since, n=sub.size)]
             title = "Your papers"
         else:
             picks = self.team(sub, since=since, n=sub.size)

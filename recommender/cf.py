@@ -80,7 +80,9 @@ class FoldIn:
     def set_items(self, item_factors: np.ndarray, *, same_gram: bool = False) -> None:
         """New item factors; `same_gram` when only all-zero rows were appended."""
         gram = self.model._YtY if same_gram else None
-        self.model.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        # A private, writable copy: implicit's solver needs a writable buffer, and the
+        # factors it is given may belong to a read-only published model.
+        self.model.item_factors = np.array(item_factors, dtype=np.float32, order="C", copy=True)
         self.model._YtY = gram
 
     def __call__(self, rows: sp.csr_matrix) -> np.ndarray:

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from recommender.datasets import Dataset
-from recommender.metrics import hits_matrix, intra_list_similarity, recall_ndcg, top_k
+from recommender.metrics import hits_matrix, intra_list_similarity, recall_ndcg
 from recommender.model import SIGNALS, FitConfig, HybridRecommender
+from recommender.model.ranking import Candidates, Options, rank
 
 DEFAULT_KS = (10, 20, 50, 100, 300)
 # Model name -> the signals it may use. Single-signal models share the hybrid's code path.
@@ -78,10 +79,15 @@ def evaluate_model(
     embeddings: np.ndarray | None,
     ks: Sequence[int] = DEFAULT_KS,
     *,
+    diversify: bool = False,
     diversity_users: int = 1000,
     log: Callable[[str], None] | None = None,
 ) -> ModelResult:
-    """Fit one model on the dataset's train split and measure it on its test split."""
+    """Fit one model on the dataset's train split and measure it on its test split.
+
+    Ranking goes through the bot's own path (`model.ranking.rank`), with the person's own
+    training papers excluded, as in a digest; `diversify` applies the digest's MMR.
+    """
     say = log or (lambda _m: None)
     config = FitConfig(signals=MODELS[name])
     started = time.perf_counter()
@@ -89,31 +95,23 @@ def evaluate_model(
         dataset.train, dataset.papers, embeddings=embeddings, progress=lambda m: say(f"{name}: {m}")
     )
     fit_seconds = time.perf_counter() - started
-
-    truth: dict[str, list[int]] = {}
+    state = model.state
+    assert state is not None
+    truth: dict[str, list[str]] = {}
     for user, pid, weight in dataset.test:
         if weight > 0:
-            truth.setdefault(user, []).append(model.pidx[pid])
-    users = sorted(truth)
-    cols = (
-        np.arange(len(model.paper_ids))
-        if dataset.candidates is None
-        else np.array([model.pidx[c] for c in dataset.candidates])
-    )
-    position = np.full(len(model.paper_ids), -1)
-    position[cols] = np.arange(len(cols))
+            truth.setdefault(user, []).append(pid)
+    cands = model.candidates(dataset.candidates)
+    position = {pid: j for j, pid in enumerate(cands.ids)}
     # Users whose held-out papers are all outside the candidates cannot be measured.
-    users = [u for u in users if (position[np.asarray(truth[u])] >= 0).any()]
+    users = sorted(u for u in truth if any(p in position for p in truth[u]))
     depth = max(ks)
     sums: dict[str, float] = {}
     started = time.perf_counter()
     for start in range(0, len(users), 1000):
         chunk = users[start : start + 1000]
-        scores = model.score(chunk, cols)
-        _exclude_training(model, chunk, scores, position)
-        ranked = top_k(scores, depth)
-        relevant = [position[np.asarray(truth[u])] for u in chunk]
-        relevant = [r[r >= 0] for r in relevant]
+        ranked = rank_for(model, chunk, cands, depth, diversify=diversify)
+        relevant = [np.array([position[p] for p in truth[u] if p in position]) for u in chunk]
         hits = hits_matrix(ranked, relevant)
         n_rel = np.array([max(1, len(r)) for r in relevant])
         for key, values in recall_ndcg(hits, n_rel, ks).items():
@@ -121,42 +119,46 @@ def evaluate_model(
     score_seconds = time.perf_counter() - started
     metrics = {key: round(total / max(len(users), 1), 4) for key, total in sums.items()}
     metrics = dict(sorted(metrics.items(), key=lambda kv: (kv[0].split("@")[0] != "recall",)))
-    extra: dict[str, Any] = {"users": len(users)}
+    extra: dict[str, Any] = {"users": len(users), "diversify": diversify}
     if name == "hybrid":
-        extra["diversity"] = _diversity(model, users[:diversity_users], truth, dataset, cols)
+        sample = users[:diversity_users]
+        extra["diversity"] = _diversity(model, sample, truth, cands)
         extra["procedure"] = model.report
     return ModelResult(name, metrics, fit_seconds, score_seconds, extra)
 
 
-def _exclude_training(
-    model: HybridRecommender, users: Sequence[str], scores: np.ndarray, position: np.ndarray
-) -> None:
-    """A user's own training papers are never counted as recommendations."""
-    for j, user in enumerate(users):
-        u = model.uidx.get(user)
-        if u is None:
-            continue
-        cols = position[model.R[u].indices]
-        scores[j, cols[cols >= 0]] = -np.inf
+def rank_for(
+    model: HybridRecommender,
+    users: Sequence[str],
+    cands: Candidates,
+    n: int,
+    *,
+    diversify: bool = False,
+) -> np.ndarray:
+    """Candidate positions (users × n, -1 where fewer) through the bot's ranking path:
+    the same `rank` a digest calls, each person's own rated papers excluded."""
+    assert model.state is not None
+    options = Options(n=n, diversify=diversify, exclude_rated=True)
+    return rank(model.state, model.people(list(users)), cands, options).positions
 
 
 def _diversity(
     model: HybridRecommender,
     users: list[str],
-    truth: dict[str, list[int]],
-    dataset: Dataset,
-    cols: np.ndarray,
+    truth: dict[str, list[str]],
+    cands: Candidates,
 ) -> dict[str, float]:
-    """Intra-list similarity and recall@10 of the top-10 without and with MMR re-ranking."""
-    candidates = None if dataset.candidates is None else dataset.candidates
+    """Intra-list similarity and recall@10 of the top-10 without and with the digest's MMR."""
     out: dict[str, float] = {}
+    position = {pid: j for j, pid in enumerate(cands.ids)}
     for label, diversify in (("plain", False), ("mmr", True)):
-        recs = model.recommend(users, candidates, n=10, diversify=diversify)
-        lists = np.array([[model.pidx[r.paper_id] for r in rec] for rec in recs if len(rec) == 10])
-        out[f"ils@10_{label}"] = round(intra_list_similarity(model.items.dense, lists), 4)
+        ranked = rank_for(model, users, cands, 10, diversify=diversify)
+        full = np.array([row for row in ranked if (row >= 0).all()])
+        out[f"ils@10_{label}"] = round(intra_list_similarity(cands.dense, full), 4)
         recall = [
-            len({model.pidx[r.paper_id] for r in rec} & set(truth[u])) / len(truth[u])
-            for u, rec in zip(users, recs, strict=True)
+            len(set(row[row >= 0].tolist()) & {position[p] for p in truth[u] if p in position})
+            / len(truth[u])
+            for u, row in zip(users, ranked, strict=True)
         ]
-        out[f"recall@10_{label}"] = round(float(np.mean(recall)), 4)
+        out[f"recall@10_{label}"] = round(float(np.mean(recall)), 4) if recall else 0.0
     return out

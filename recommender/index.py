@@ -591,6 +591,19 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._state = _State.empty()
 
+    def replace(self, papers: Iterable[Paper]) -> int:
+        """Rebuild the index from scratch with these papers (readers see old or new)."""
+        fresh = SearchIndex(merge_threshold=self.merge_threshold)
+        fresh.add(papers)
+        with self._lock:
+            self._vocab, self._author_ids, self._cat_ids = (
+                fresh._vocab,
+                fresh._author_ids,
+                fresh._cat_ids,
+            )
+            self._state = fresh._state
+        return len(self)
+
     # -- reading --------------------------------------------------------------------
 
     def __len__(self) -> int:

@@ -1,39 +1,71 @@
-"""The recommender as the chat side sees it: search, digests, feedback, training.
+"""The recommender as the chat side sees it: search, ranking, feedback, training.
 
-Owns the live model and the search index for one process and keeps both in step with
-the store: papers ingested after the last training are folded in as "cold" papers,
-feedback is folded into the person's profile at once, and retraining swaps a new model in
-without blocking anyone who is being served.
+Every process serves the model version published in Redis (`serving.live`), people's
+vectors fresh from their feedback in Redis (`serving.people`), vectors of papers newer than
+the model (`serving.papers`) and a search index that follows every process's ingests
+(`serving.follow`). A background watcher keeps all of it in step within seconds; nothing a
+person is being served waits on it. Only the process that holds the scheduler lease (or a
+one-process command such as `paperbot train` or the console) trains and publishes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import re
 import threading
-import time
-import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from recommender import phrases
 from recommender.content import ContentModel, ItemContent, paper_text
 from recommender.embeddings import TextEncoder, embed_cached
 from recommender.feedback import FeedbackMatrix
-from recommender.index import Query, SearchIndex, parse_query
-from recommender.model import Explanation, FitConfig, HybridRecommender, Interactions
+from recommender.index import Query, parse_query
+from recommender.model import (
+    FitConfig,
+    FittedState,
+    Interactions,
+    Preferences,
+    Ranked,
+    RankResult,
+    Request,
+    text_key,
+)
+from recommender.model.explain import Explainer
+from recommender.model.people import from_feedback
+from recommender.model.ranking import rank_papers
+from recommender.model.state import assemble
+from recommender.model.training import fit_parts
 from recommender.pipeline import StoreVectorCache
-from recommender.store import Store
+from recommender.serving.follow import IndexFollower
+from recommender.serving.live import GRACE_SECONDS, LiveModel, new_version
+from recommender.serving.papers import PaperVectorCache
+from recommender.serving.people import PeopleCache
+from recommender.store import Store, StoreUnavailable
 from recommender.types import Feedback, Paper
 
 log = logging.getLogger(__name__)
 
+__all__ = ["FeedbackWeights", "PaperService", "Preferences", "RankResult", "Ranked"]
 
-@dataclass(frozen=True, slots=True)
+# A retrain reuses the served model's content fit while at least this share of papers is
+# unchanged (new papers are transformed with it).
+REUSE_CONTENT = 0.8
+# The catalogue growing by this share since the last fit also asks for a retrain.
+REFIT_GROWTH = 0.2
+# How often the watcher looks for a new model version and new papers.
+WATCH_SECONDS = 2.0
+# Search: text relevance leads; personal taste counts half as much.
+SEARCH_TASTE = 0.5
+# Per-person limits, so one person's lists stay small enough to apply on every ranking.
+LIMITS = {"topics": 50, "exclude": 50, "muted": 200}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FeedbackWeights:
     """Training weight of each kind of feedback (mute is a filter, never a weight)."""
 
@@ -47,50 +79,6 @@ class FeedbackWeights:
         return float(sum(table.get(k, 0.0) for k in kinds))
 
 
-@dataclass(slots=True)
-class Ranked:
-    """A paper picked for someone, with why."""
-
-    paper: Paper
-    score: float
-    explanation: Explanation
-    teammates: int = 0
-
-
-@dataclass(slots=True)
-class Preferences:
-    """What a person asked for explicitly: boosted topics, excluded words, muted authors."""
-
-    topics: set[str] = field(default_factory=set)
-    exclude: set[str] = field(default_factory=set)
-    muted: set[str] = field(default_factory=set)
-
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-# Seconds of first-seen history re-read on each refresh, for ingests that commit late.
-REFRESH_OVERLAP = 3600.0
-# A retrain reuses the last content fit while at least this share of papers is unchanged.
-REUSE_CONTENT = 0.8
-# How much one matching boosted topic adds, in units of a person's score spread.
-TOPIC_BOOST = 1.0
-# Digest diversity: mostly relevance, with enough variety that ten near-copies never show.
-MMR_LAMBDA = 0.85
-
-
-def _words(text: str) -> set[str]:
-    """Lower-case word set of a text."""
-    return {w.casefold() for w in _WORD.findall(text)}
-
-
-def _matches(paper: Paper, phrase: str, words: set[str] | None = None) -> bool:
-    """Whether a topic/exclude phrase occurs in a paper's title or abstract."""
-    parts = _words(phrase)
-    if not parts:
-        return False
-    bag = words if words is not None else _words(paper_text(paper))
-    return parts <= bag
-
-
 class PaperService:
     """Search and recommendations over the store, personalised per person."""
 
@@ -99,83 +87,131 @@ class PaperService:
         store: Store,
         *,
         encoder: TextEncoder | None = None,
-        model_dir: Path | None = None,
         weights: FeedbackWeights | None = None,
         fit_config: FitConfig | None = None,
+        grace: float = GRACE_SECONDS,
     ) -> None:
         self.store = store
         self.encoder = encoder
-        self.model_dir = model_dir
         self.weights = weights or FeedbackWeights()
         self.fit_config = fit_config or FitConfig()
-        self.index = SearchIndex()
-        self.model: HybridRecommender | None = None
-        self.model_version: str | None = None
-        self.trained_feedback_version = -1
-        self._lock = threading.RLock()
-        self._content_cache: tuple[ContentModel, ItemContent, list[str]] | None = None
-        self._first_model = threading.Lock()
-        self._refreshed_until = 0.0
+        self.live = LiveModel(store, grace=grace)
+        self.papers = PaperVectorCache(store, encoder)
+        self.people = PeopleCache(store, self.weights.weight, self.papers)
+        self.follower = IndexFollower(store)
+        self.index = self.follower.index
         self._feedback = FeedbackMatrix(store, self.weights.weight)
+        self._train_lock = threading.Lock()
+        self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._topics: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._explainers: dict[str, Explainer] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._default_lock = threading.Lock()
+        self._default_state: FittedState | None = None
 
-    # -- keeping up with the store ---------------------------------------------------------
+    # -- the served model ---------------------------------------------------------------
+
+    @property
+    def state(self) -> FittedState | None:
+        """The fitted state this process serves, if any."""
+        return self.live.state
+
+    @property
+    def model_version(self) -> str | None:
+        """Its version."""
+        return self.live.version
+
+    def check_model(self) -> bool:
+        """Swap in the store's current model version if it is newer; True if swapped."""
+        return self.live.check()
+
+    def ensure_model(self) -> FittedState | None:
+        """The served state: the published one, or until there is one, the content-only
+        default (content and community signals, no feedback learned; people's own
+        feedback still folds in). Never trains on feedback: the scheduler's lease holder
+        does that and publishes.
+        """
+        if self.live.state is None:
+            self.live.check()
+        if self.live.state is None:
+            return self._default()
+        return self.live.state
+
+    def _default(self) -> FittedState | None:
+        """The content-only default for the current catalogue (built once per catalogue size)."""
+        with self._default_lock:
+            count = self.store.paper_count()
+            built = self._default_state
+            if built is not None and count <= (1 + REFIT_GROWTH) * max(built.size, 1):
+                return built
+            if not count:
+                return None
+            papers = list(self.store.iter_papers())
+            config = dataclasses.replace(self.fit_config, als_grid=())
+            parts = fit_parts([], papers, config, embeddings=self._embeddings(papers))
+            parts.version = f"default-{len(papers)}"
+            self._default_state = assemble(parts)
+            log.info("serving the content-only default until a trained model is published")
+            return self._default_state
+
+    def load_or_train(self, progress: Callable[[str], None] | None = None) -> FittedState | None:
+        """The published model, or (for one-process use: console, demo) a fit of our own."""
+        state = self.ensure_model()
+        if state is None and self.store.paper_count():
+            state = self.train(progress)
+        self.refresh()
+        return state
+
+    def needs_training(self) -> bool:
+        """Whether no model is published yet, or feedback changed (or the catalogue grew)
+        since the served model's fit."""
+        state = self.live.state
+        if state is None:
+            return self.store.paper_count() > 0
+        if self.store.feedback_version() != state.trained_feedback_version:
+            return True
+        return self.store.paper_count() > (1 + REFIT_GROWTH) * max(state.size, 1)
+
+    def start(self, interval: float = WATCH_SECONDS) -> threading.Thread:
+        """Keep the model and the search index in step with Redis in the background."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return self._watcher
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval,), name="model-watch", daemon=True
+        )
+        self._watcher.start()
+        return self._watcher
+
+    def stop(self) -> None:
+        """Stop the background watcher."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
+
+    # Kept for callers that started the model in the background before.
+    warm_up = start
+
+    def _watch(self, interval: float) -> None:
+        """Body of the watcher: new model versions and new papers, every `interval` s."""
+        said = False
+        while not self._stop.is_set():
+            try:
+                self.live.check()
+                self.follower.catch_up()
+                said = False
+            except StoreUnavailable as exc:
+                if not said:
+                    log.warning("cannot follow the store right now: %s", exc)
+                    said = True
+            except Exception:
+                log.exception("model watcher failed; retrying")
+            self._stop.wait(interval)
 
     def refresh(self) -> int:
-        """Bring the index (and the model's paper list) up to date; returns papers added.
-
-        Reads only papers first seen since the last look (with an overlap, since two
-        ingests may commit out of order), so it is cheap enough to call on every request.
-        """
-        total = self.store.paper_count()
-        if total <= len(self.index) and self._refreshed_until:
-            return 0
-        since = self._refreshed_until - REFRESH_OVERLAP
-        now = time.time()
-        ids = self.store.paper_ids_since(since) if since > 0 else []
-        fresh_ids = [i for i in ids if i not in self.index]
-        if len(self.index) + len(fresh_ids) < total:
-            # Papers stored with an older first-seen time (a back-dated dump): full scan.
-            fresh_ids = [i for i in self.store.all_paper_ids() if i not in self.index]
-        self._refreshed_until = now
-        if not fresh_ids:
-            return 0
-        papers = [p for p in self.store.get_papers(fresh_ids) if p is not None]
-        self.index.add(papers)
-        with self._lock:
-            model = self.model
-        if model is not None:
-            # Only papers the model has not seen need their embeddings read.
-            unseen = [p for p in papers if p.id not in model.pidx]
-            if unseen:
-                embeddings = self._embeddings(unseen)
-                with self._lock:
-                    model.add_papers(unseen, embeddings)
-        return len(papers)
-
-    def reindex(self, paper_ids: Sequence[str]) -> None:
-        """Re-read papers that changed (a new version) into the index."""
-        papers = [p for p in self.store.get_papers(list(paper_ids)) if p is not None]
-        self.index.add(papers)
-
-    def _embeddings(self, papers: Sequence[Paper]) -> np.ndarray | None:
-        """Embeddings of papers (cached in the store by text hash), or None without an encoder."""
-        if self.encoder is None or not papers:
-            return None
-        return embed_cached(self.encoder, [paper_text(p) for p in papers], self._cache())
-
-    def _cache(self) -> StoreVectorCache:
-        """The store's embedding cache for this service's encoder."""
-        assert self.encoder is not None
-        return StoreVectorCache(self.store, self.encoder.name, self.encoder.dim)
-
-    def embed_papers(
-        self, papers: Sequence[Paper], progress: Callable[[int], None] | None = None
-    ) -> None:
-        """Compute and cache embeddings at ingest, so nothing is embedded per request."""
-        if self.encoder is not None and papers:
-            embed_cached(
-                self.encoder, [paper_text(p) for p in papers], self._cache(), progress=progress
-            )
+        """Bring the search index up to date with every process's ingests."""
+        return self.follower.catch_up()
 
     # -- training ----------------------------------------------------------------------------
 
@@ -196,142 +232,83 @@ class PaperService:
         return self._feedback.read()
 
     def _content(self, papers: Sequence[Paper]) -> tuple[ContentModel, ItemContent] | None:
-        """Reuse the last content fit when most papers are unchanged (new ones transformed)."""
-        if self._content_cache is None:
+        """Reuse the served model's content fit when most papers are unchanged."""
+        state = self.live.state
+        if state is None:
             return None
-        content_model, items, ids = self._content_cache
-        row = {pid: i for i, pid in enumerate(ids)}
-        known = [row.get(p.id, -1) for p in papers]
+        keys = [text_key(p) for p in papers]
+        known = [state.pidx.get(p.id, -1) for p in papers]
+        known = [
+            k if k >= 0 and state.text_keys[k] == key else -1
+            for k, key in zip(known, keys, strict=True)
+        ]
         if sum(k >= 0 for k in known) < REUSE_CONTENT * len(papers):
             return None
-        fresh = [p for p, k in zip(papers, known, strict=True) if k < 0]
-        extra = content_model.transform(fresh, self._embeddings(fresh)) if fresh else None
-        order, new_at = [], 0
-        base = len(ids)
-        for k in known:
-            if k >= 0:
-                order.append(k)
-            else:
-                order.append(base + new_at)
-                new_at += 1
-        stacked = items if extra is None else _stack(items, extra)
-        pick = np.asarray(order)
-        return content_model, ItemContent(
-            stacked.dense[pick], stacked.tfidf[pick], stacked.has_text[pick], stacked.lexical[pick]
-        )
+        fresh = [j for j, k in enumerate(known) if k < 0]
+        dense = np.zeros((len(papers), state.papers.dense.shape[1]), np.float32)
+        lexical = np.zeros((len(papers), state.papers.lexical.shape[1]), np.float32)
+        old = np.array([j for j, k in enumerate(known) if k >= 0], dtype=np.int64)
+        cols = np.array([known[j] for j in old], dtype=np.int64)
+        dense[old] = state.papers.dense[cols]
+        lexical[old] = state.papers.lexical[cols]
+        if fresh:
+            vecs = self.papers.vectors(state, [papers[j] for j in fresh])
+            dense[fresh], lexical[fresh] = vecs.dense, vecs.lexical
+        has_text = np.array([bool(paper_text(p)) for p in papers])
+        empty = sp.csr_matrix((len(papers), 0), dtype=np.float32)
+        return state.content_model, ItemContent(dense, empty, has_text, lexical)
 
-    def train(self, progress: Callable[[str], None] | None = None) -> HybridRecommender:
-        """Fit a new model from the store and swap it in (serving continues meanwhile)."""
-        version_before = self.store.feedback_version()
-        # Feedback is read (mostly waiting on Redis) while the catalogue's content is fit.
-        with ThreadPoolExecutor(1, thread_name_prefix="feedback-read") as pool:
-            reading = pool.submit(self.interactions)
-            papers = list(self.store.iter_papers())
-            content = self._content(papers)
-            if content is None:
-                content_model = ContentModel()
-                content = content_model, content_model.fit(papers, self._embeddings(papers))
-            interactions = reading.result()
-        model = HybridRecommender(self.fit_config).fit(
-            interactions, papers, progress=progress, content=content
-        )
-        self._content_cache = (model.content_model, model.items, [p.id for p in papers])
-        with self._lock:
-            self.model = model
-            self.trained_feedback_version = version_before
-            self.model_version = uuid.uuid4().hex[:12]
-        if self.model_dir is not None:
-            self._save(model)
-        return model
+    def _embeddings(self, papers: Sequence[Paper]) -> np.ndarray | None:
+        """Embeddings of papers (cached in the store by text hash), or None without an encoder."""
+        if self.encoder is None or not papers:
+            return None
+        cache = StoreVectorCache(self.store, self.encoder.name, self.encoder.dim)
+        return embed_cached(self.encoder, [paper_text(p) for p in papers], cache)
 
-    def _save(self, model: HybridRecommender) -> None:
-        """Write the model next to the data and point the store at it."""
-        assert self.model_dir is not None
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        path = self.model_dir / f"model-{self.model_version}.npz"
-        tmp = path.with_suffix(".tmp.npz")
-        model.save(tmp)
-        tmp.replace(path)
-        self.store.set_model(
-            self.model_version,
-            str(path),
-            {"trained_at": time.time(), "feedback_version": self.trained_feedback_version},
-        )
-        for old in self.model_dir.glob("model-*.npz"):
-            if old != path:
-                old.unlink(missing_ok=True)
+    def embed_papers(
+        self, papers: Sequence[Paper], progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Compute and cache embeddings at ingest, so nothing is embedded per request."""
+        if self.encoder is not None and papers:
+            cache = StoreVectorCache(self.store, self.encoder.name, self.encoder.dim)
+            embed_cached(
+                self.encoder, [paper_text(p) for p in papers], cache, progress=progress
+            )
 
-    def load_or_train(self, progress: Callable[[str], None] | None = None) -> HybridRecommender:
-        """The saved model when there is one, else a fresh fit; then catch up on papers."""
-        pointer = self.store.current_model()
-        if pointer and Path(pointer["path"]).exists():
-            try:
-                model = HybridRecommender.load(pointer["path"])
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("saved model unreadable (%s); retraining", exc)
-            else:
-                with self._lock:
-                    self.model, self.model_version = model, pointer["version"]
-                    # The feedback the saved model saw: later feedback still asks for a refit.
-                    self.trained_feedback_version = int(pointer.get("feedback_version", -1))
-                self.refresh()
-                # A retrain after a restart reuses the saved content fit, as one in-process.
-                self._content_cache = (model.content_model, model.items, list(model.paper_ids))
-                return model
-        model = self.train(progress)
-        self.refresh()
-        return model
-
-    def needs_training(self) -> bool:
-        """Whether feedback changed since the model was trained."""
-        return self.model is None or self.store.feedback_version() != self.trained_feedback_version
-
-    def ensure_model(self) -> HybridRecommender:
-        """The live model, loading or training one first if there is none."""
-        if self.model is None:
-            with self._first_model:
-                # Another thread may have loaded it while this one waited.
-                if self.model is None:
-                    self.load_or_train()
-        assert self.model is not None
-        return self.model
-
-    def warm_up(self) -> threading.Thread:
-        """Load (or train) the model in the background so start-up is not held up."""
-        thread = threading.Thread(target=self._warm_up, name="model-warm-up", daemon=True)
-        thread.start()
-        return thread
-
-    def _warm_up(self) -> None:
-        """Body of `warm_up`: failures are logged; the first request retries."""
-        try:
-            if self.store.paper_count():
-                self.ensure_model()
-        except Exception as exc:
-            log.warning("model warm-up failed (will retry on first use): %s", exc)
+    def train(self, progress: Callable[[str], None] | None = None) -> FittedState:
+        """Fit a new model from the store, publish it to every process and serve it here."""
+        with self._train_lock:
+            version_before = self.store.feedback_version()
+            # Feedback is read (mostly waiting on Redis) while the catalogue's content is fit.
+            with ThreadPoolExecutor(1, thread_name_prefix="feedback-read") as pool:
+                reading = pool.submit(self.interactions)
+                papers = list(self.store.iter_papers())
+                content = self._content(papers)
+                embeddings = None if content is not None else self._embeddings(papers)
+                interactions = reading.result()
+            parts = fit_parts(
+                interactions,
+                papers,
+                self.fit_config,
+                embeddings=embeddings,
+                progress=progress,
+                content=content,
+            )
+            parts.version = new_version()
+            parts.trained_feedback_version = version_before
+            if progress:
+                progress("publishing")
+            return self.live.publish(parts, assemble(parts))
 
     # -- feedback ------------------------------------------------------------------------
 
     def record(self, uid: str, paper_id: str, kind: Feedback, *, removed: bool = False) -> set[str]:
-        """Store one piece of feedback and fold it into that person's profile at once."""
+        """Store one piece of feedback; every process's next ranking for the person uses it
+        (their cached vectors are keyed by their feedback version)."""
         exclusive = {"like": ("dislike",), "dislike": ("like", "save")}.get(kind.value, ())
-        kinds = self.store.apply_feedback(
+        return self.store.apply_feedback(
             uid, paper_id, kind.value, removed=removed, exclusive=exclusive
         )
-        self.fold_in(uid)
-        return kinds
-
-    def fold_in(self, uid: str) -> None:
-        """Refresh one person's vectors from their stored feedback (no refit)."""
-        model = self.model
-        if model is None:
-            return
-        history = [
-            (pid, self.weights.weight(kinds))
-            for pid, kinds in self.store.user_feedback(uid).items()
-        ]
-        with self._lock:
-            model.recalculate_user(uid, history)
 
     def preferences(self, uid: str) -> Preferences:
         """A person's explicit preferences."""
@@ -353,118 +330,83 @@ class PaperService:
         diversify: bool = True,
         boost: dict[str, float] | None = None,
         exclude_rated: bool = True,
-    ) -> list[Ranked]:
+        teammates: dict[str, int] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> RankResult:
         """Rank candidate papers for one person, or for a team (members' combined taste).
 
-        Hard filters (excluded words, muted authors) drop papers; boosted topics add to the
-        score; the result is diversified (MMR) and explained.
+        Hard filters (excluded phrases, muted authors) drop papers and are counted; boosted
+        topics and `boost` add to the score; the result is diversified and explained.
         """
-        prefs = prefs or Preferences()
         if not candidates:
-            return []
-        model = self.ensure_model()
-        rated: set[str] = set()
-        if exclude_rated and len(members) == 1:
-            # A digest never offers what the person already reacted to.
-            rated = set(self.store.user_feedback(members[0]))
-        pool = [p for p in candidates if p.id not in rated and self._allowed(p, prefs)]
-        if not pool:
-            return []
-        missing = [p for p in pool if p.id not in model.pidx]
-        if missing:
-            with self._lock:
-                model.add_papers(missing, self._embeddings(missing))
-        cols = np.array([model.pidx[p.id] for p in pool])
-        people = list(members) or ["__nobody__"]
-        with self._lock:
-            raw = model.score(people, cols)
-        # Each member counts equally: standardise per member before averaging.
-        spread = raw.std(axis=1, keepdims=True)
-        z = (raw - raw.mean(axis=1, keepdims=True)) / np.where(spread > 1e-9, spread, 1.0)
-        score = z.mean(axis=0)
-        if prefs.topics:
-            score += self._topic_boost(model, pool, cols, sorted(prefs.topics))
-        if boost:
-            score += np.array([boost.get(p.id, 0.0) for p in pool])
-        order = self._diversified(model, cols, score, n) if diversify else np.argsort(-score)[:n]
-        lead = members[0] if len(members) == 1 else None
+            return RankResult([], 0, 0)
+        state = self.ensure_model()
+        if state is None:
+            return RankResult([], 0, len(candidates))
+        people = (
+            self.people.get(state, list(members))
+            if members
+            else from_feedback(state, [("", {})])
+        )
+        cands = self.papers.candidates(state, candidates)
+        needs_text = prefs is not None and bool(prefs.topics or prefs.exclude)
+        texts = self._normalised(candidates) if needs_text else [""] * len(candidates)
+        request = Request(
+            n=n,
+            diversify=diversify,
+            exclude_rated=exclude_rated,
+            prefs=prefs,
+            topic_vectors=self._topic_vectors(prefs) if prefs and prefs.topics else None,
+            boost=boost,
+            teammates=teammates,
+            names=names,
+        )
+        return rank_papers(
+            state, people, cands, candidates, request, texts=texts, explainer=self._explainer(state)
+        )
+
+    def _explainer(self, state: FittedState) -> Explainer:
+        """The explainer of a state (built once per version)."""
+        found = self._explainers.get(state.version)
+        if found is None:
+            found = Explainer(state)
+            self._explainers = {state.version: found}
+        return found
+
+    def _normalised(self, papers: Sequence[Paper]) -> list[str]:
+        """Papers' texts normalised for phrase matching (cached per text)."""
         out = []
-        for j in order:
-            paper = pool[j]
-            if lead:
-                explanation = model.explain(lead, paper.id)
-            else:
-                explanation = self._team_explanation(model, members, paper)
-            out.append(Ranked(paper, float(score[j]), explanation))
+        for paper in papers:
+            key = (paper.id, text_key(paper))
+            text = self._texts.get(key)
+            if text is None:
+                text = phrases.normalise(paper.text)
+                self._texts[key] = text
+                if len(self._texts) > 50_000:
+                    self._texts.popitem(last=False)
+            out.append(text)
         return out
 
-    def _topic_boost(
-        self, model: HybridRecommender, pool: Sequence[Paper], cols: np.ndarray, topics: list[str]
-    ) -> np.ndarray:
-        """Boost for papers on a person's topics: exact words, and meaning when embeddings exist.
-
-        The meaning part lets `segmentation` lift "Segment Anything" although no word matches.
-        """
-        boost = np.zeros(len(pool), dtype=np.float32)
-        for j, paper in enumerate(pool):
-            bag = _words(paper_text(paper))
-            boost[j] += TOPIC_BOOST * sum(_matches(paper, t, bag) for t in topics)
-        if self.encoder is not None and model.content_model.dense_kind == "embedding":
-            vectors = embed_cached(self.encoder, topics, self._cache())
-            centred = vectors - model.content_model.mean
-            centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
-            sims = model.items.dense[cols] @ centred.T
-            z = (sims - sims.mean(axis=0)) / np.maximum(sims.std(axis=0), 1e-9)
-            boost += TOPIC_BOOST * np.maximum(z, 0).sum(axis=1)
-        return boost
-
-    def _allowed(self, paper: Paper, prefs: Preferences) -> bool:
-        """Hard filters: excluded words and muted authors."""
-        if prefs.exclude:
-            bag = _words(paper_text(paper))
-            if any(_matches(paper, phrase, bag) for phrase in prefs.exclude):
-                return False
-        if prefs.muted:
-            authors = {a.casefold() for a in paper.authors}
-            if authors & prefs.muted:
-                return False
-        return True
-
-    @staticmethod
-    def _diversified(
-        model: HybridRecommender, cols: np.ndarray, score: np.ndarray, n: int
-    ) -> list[int]:
-        """MMR over the candidates: relevant first, then unlike what is already picked."""
-        lam = MMR_LAMBDA
-        vec = model.items.dense[cols]
-        rel = (score - score.min()) / max(float(score.max() - score.min()), 1e-9)
-        picked: list[int] = []
-        closest = np.zeros(len(cols), dtype=np.float32)
-        available = np.ones(len(cols), dtype=bool)
-        for step in range(min(n, len(cols))):
-            value = rel.copy() if step == 0 else lam * rel - (1 - lam) * closest
-            value[~available] = -np.inf
-            j = int(np.argmax(value))
-            picked.append(j)
-            available[j] = False
-            closest = np.maximum(closest, vec @ vec[j])
-        return picked
-
-    def _team_explanation(
-        self, model: HybridRecommender, members: Sequence[str], paper: Paper
-    ) -> Explanation:
-        """Why a paper suits a team: the member it suits best, in their words."""
-        known = [m for m in members if model.known_user(m)]
-        if not known:
-            return model.explain("__nobody__", paper.id)
-        with self._lock:
-            scores = model.score(known, np.array([model.pidx[paper.id]]))[:, 0]
-        best = known[int(np.argmax(scores))]
-        return model.explain(best, paper.id)
+    def _topic_vectors(self, prefs: Preferences) -> np.ndarray | None:
+        """Embeddings of a person's topics, in `sorted(prefs.topics)` order (computed once
+        per text, cached in Redis by text hash and here in memory)."""
+        if self.encoder is None:
+            return None
+        topics = sorted(prefs.topics)
+        missing = [t for t in topics if t not in self._topics]
+        if missing:
+            cache = StoreVectorCache(self.store, self.encoder.name, self.encoder.dim)
+            for topic, vector in zip(
+                missing, embed_cached(self.encoder, missing, cache), strict=True
+            ):
+                self._topics[topic] = vector
+            while len(self._topics) > 10_000:
+                self._topics.popitem(last=False)
+        return np.stack([self._topics[t] for t in topics])
 
     def search(
         self, uid: str | None, query: str | Query, n: int = 10, *, prefs: Preferences | None = None
-    ) -> list[Ranked]:
+    ) -> RankResult:
         """Search the index, then re-rank the top hits for the person asking.
 
         Text relevance leads; the person's taste reorders papers of similar relevance.
@@ -474,24 +416,25 @@ class PaperService:
         self.refresh()
         hits = self.index.search(parsed, n=max(50, n * 5))
         if not hits:
-            return []
+            return RankResult([], 0, 0)
         papers = {p.id: p for p in self.store.get_papers([h.paper_id for h in hits]) if p}
         hits = [h for h in hits if h.paper_id in papers]
+        if not hits:
+            return RankResult([], 0, 0)
         text = np.array([h.score for h in hits], dtype=np.float32)
-        text_z = (text - text.mean()) / (text.std() + 1e-9) if text.std() > 1e-9 else text * 0
-        boost = {h.paper_id: float(t) for h, t in zip(hits, text_z, strict=True)}
-        members = [uid] if uid else []
-        # Personal taste counts half as much as text relevance.
-        ranked = self.rank(
-            members,
+        spread = float(text.std())
+        text_z = (text - text.mean()) / spread if spread > 1e-9 else text * 0
+        boost = {h.paper_id: float(t) / SEARCH_TASTE for h, t in zip(hits, text_z, strict=True)}
+        result = self.rank(
+            [uid] if uid else [],
             [papers[h.paper_id] for h in hits],
-            len(hits),
+            n,
             prefs=prefs,
             diversify=False,
-            boost={k: 2.0 * v for k, v in boost.items()},
+            boost=boost,
             exclude_rated=False,
         )
-        return ranked[:n]
+        return result
 
     def teammates(self, paper_ids: Sequence[str], workspace: str) -> dict[str, int]:
         """How many people of one workspace liked or saved each paper."""
@@ -501,12 +444,20 @@ class PaperService:
             for pid, people in self.store.likers(list(paper_ids)).items()
         }
 
+    def names(self, uids: Sequence[str]) -> dict[str, str]:
+        """Display names of people (for team explanations; no mention markup)."""
+        out = {}
+        for uid in uids:
+            name = self.store.get_profile(uid).get("name")
+            if name:
+                out[uid] = name
+        return out
 
-def _stack(first: ItemContent, second: ItemContent) -> ItemContent:
-    """Rows of two content blocks, one after the other."""
-    return ItemContent(
-        np.vstack([first.dense, second.dense]),
-        sp.vstack([first.tfidf, second.tfidf]).tocsr(),
-        np.concatenate([first.has_text, second.has_text]),
-        np.vstack([first.lexical, second.lexical]),
-    )
+    def with_teammates(self, result: RankResult, workspace: str) -> RankResult:
+        """The result with each shown paper's teammate count (and its explanation) filled in."""
+        counts = self.teammates([r.paper.id for r in result.items], workspace)
+        for item in result.items:
+            item.teammates = counts.get(item.paper.id, 0)
+            item.explanation = dataclasses.replace(item.explanation, teammates=item.teammates)
+        return result
+

@@ -27,7 +27,11 @@ Redis Cluster slot):
     pb:msg:<platform message key>   hash    which paper(s) a sent message shows
     pb:once:<key>                   string  idempotency / de-duplication markers (SET NX EX)
     pb:lease:<name>                 string  leader lease token
-    pb:model:<version> / pb:model:current   trained model blob / its version
+    pb:papers:changes               stream  one entry per write: op (up|rm) and paper ids
+    pb:model:{<version>}            hash    a trained model: chunks c0..cN and `meta` (JSON)
+    pb:model:current                string  JSON pointer to the version every process serves
+    pb:model:versions               zset    version -> published epoch
+    pb:model:read                   zset    version -> last time a process started reading it
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import operator
 import re
@@ -61,12 +66,20 @@ _HGETALL_MANY = (
 )
 # Ingest runs kept in the log; a few runs an hour make this months of history.
 INGEST_LOG_MAX = 10_000
+# Entries (one per write of a batch of papers) kept in the paper-change stream.
+PAPER_CHANGES_MAX = 100_000
+# Size of one stored piece of a model: small enough that no single reply is huge.
+MODEL_CHUNK = 8 * 1024 * 1024
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached; the message is one line, safe to show to a person."""
+
+
+class ModelArtefactError(ValueError):
+    """A stored model version is missing, incomplete or corrupt; one line."""
 
 
 _QUERY_SECRET = re.compile(r"(?P<key>[?&]password=)(?P<value>[^&#]*)", re.IGNORECASE)
@@ -191,6 +204,11 @@ def paper_from_json(blob: bytes | str) -> Paper:
         elif name in data:
             data[name] = None
     return Paper(**data)
+
+
+def _model_key(version: str) -> str:
+    """Where a model version's chunks live (one key, so one Redis Cluster slot)."""
+    return f"{PREFIX}model:{{{version}}}"
 
 
 def _user_key(uid: str, suffix: str) -> str:
@@ -331,7 +349,43 @@ class Store:
             pipe.zrem(f"{PREFIX}papers:seen", *aliases)
         for source, count in (new_sources or {}).items():
             pipe.hincrby(f"{PREFIX}stats:sources", source, count)
+        # Every process's search index and paper vectors follow this stream.
+        changes = f"{PREFIX}papers:changes"
+        if records:
+            ids = ",".join(p.id for p in papers)
+            pipe.xadd(changes, {"op": "up", "ids": ids}, maxlen=PAPER_CHANGES_MAX, approximate=True)
+        if aliases:
+            ids = ",".join(aliases)
+            pipe.xadd(changes, {"op": "rm", "ids": ids}, maxlen=PAPER_CHANGES_MAX, approximate=True)
         pipe.execute()
+
+    @_translate
+    def paper_changes(
+        self, after: str = "0-0", count: int = 1000
+    ) -> tuple[list[tuple[str, str, list[str]]], bool]:
+        """Paper writes after stream id `after`: ([(id, "up"|"rm", paper ids)], complete).
+
+        `complete` is False when the entry `after` itself was trimmed away: the reader fell
+        too far behind to know what it missed and must rebuild from the papers themselves.
+        """
+        key = f"{PREFIX}papers:changes"
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xrange(key, count=1)
+        pipe.xrange(key, min=f"({after}", count=count)
+        first, rows = pipe.execute()
+        complete = after == "0-0" or not first or _stream_id(first[0][0]) <= _stream_id(after)
+        out = []
+        for rid, fields in rows:
+            ids = fields.get(b"ids", b"").decode()
+            op = fields.get(b"op", b"up").decode()
+            out.append((rid.decode(), op, ids.split(",") if ids else []))
+        return out, complete
+
+    @_translate
+    def paper_changes_head(self) -> str:
+        """The id of the newest paper-change entry ("0-0" when there is none)."""
+        rows = self.r.xrevrange(f"{PREFIX}papers:changes", count=1)
+        return rows[0][0].decode() if rows else "0-0"
 
     @_translate
     def paper_count(self) -> int:
@@ -788,16 +842,100 @@ class Store:
         )
         return bool(self.r.eval(script, 1, f"{PREFIX}lease:{name}", token))
 
+    # -- model artefacts ---------------------------------------------------------------
+
     @_translate
-    def set_model(self, version: str, path: str, meta: dict[str, Any]) -> None:
-        """Point every process at a newly trained model."""
-        self.r.set(f"{PREFIX}model:current", json.dumps({"version": version, "path": path, **meta}))
+    def put_model(self, version: str, blob: bytes, meta: dict[str, Any]) -> dict[str, Any]:
+        """Store a trained model's bytes in chunks under its version; returns its meta.
+
+        The meta (size, checksum, chunk count) is written last: a reader that finds it
+        knows every chunk is there, and a reader that finds a chunk missing or a checksum
+        wrong knows the version is unusable.
+        """
+        key = _model_key(version)
+        chunks = [blob[i : i + MODEL_CHUNK] for i in range(0, len(blob), MODEL_CHUNK)] or [b""]
+        full = {
+            **meta,
+            "version": version,
+            "size": len(blob),
+            "chunks": len(chunks),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+        }
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(key)
+        for i, chunk in enumerate(chunks):
+            pipe.hset(key, f"c{i}", chunk)
+            if i % 8 == 7:
+                pipe.execute()
+        pipe.execute()
+        self.r.hset(key, "meta", json.dumps(full))
+        return full
+
+    @_translate
+    def publish_model(self, meta: dict[str, Any]) -> None:
+        """Point every process at a stored version (after `put_model`)."""
+        version = meta["version"]
+        self.r.zadd(f"{PREFIX}model:versions", {version: time.time()})
+        self.r.set(f"{PREFIX}model:current", json.dumps(meta))
 
     @_translate
     def current_model(self) -> dict[str, Any] | None:
-        """Where the current model lives, or None before the first training."""
+        """The meta of the version every process should serve, or None before any."""
         raw = self.r.get(f"{PREFIX}model:current")
         return json.loads(raw) if raw else None
+
+    @_translate
+    def read_model(self, version: str) -> bytes:
+        """A stored model's bytes; `ModelArtefactError` when missing, incomplete or corrupt."""
+        key = _model_key(version)
+        # Reading marks the version as in use, so it is not collected half-way through.
+        self.r.zadd(f"{PREFIX}model:read", {version: time.time()})
+        raw = self.r.hget(key, "meta")
+        if raw is None:
+            raise ModelArtefactError(f"model {version} is not stored (or was removed)")
+        try:
+            meta = json.loads(raw)
+            count, size, digest = int(meta["chunks"]), int(meta["size"]), meta["sha256"]
+        except (ValueError, KeyError, TypeError):
+            raise ModelArtefactError(f"model {version}: unreadable meta") from None
+        parts: list[bytes] = []
+        for start in range(0, count, 4):
+            fields = [f"c{i}" for i in range(start, min(start + 4, count))]
+            got = self.r.hmget(key, fields)
+            if any(g is None for g in got):
+                raise ModelArtefactError(f"model {version} is incomplete (a chunk is missing)")
+            parts.extend(got)
+        blob = b"".join(parts)
+        if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:
+            raise ModelArtefactError(f"model {version} is corrupt (checksum mismatch)")
+        return blob
+
+    @_translate
+    def model_versions(self) -> list[tuple[str, float, float]]:
+        """Every stored version: (version, published epoch, last read epoch or 0)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrange(f"{PREFIX}model:versions", 0, -1, withscores=True)
+        pipe.zrange(f"{PREFIX}model:read", 0, -1, withscores=True)
+        published, read = pipe.execute()
+        last = {v.decode(): float(ts) for v, ts in read}
+        return [(v.decode(), float(ts), last.get(v.decode(), 0.0)) for v, ts in published]
+
+    @_translate
+    def delete_model(self, version: str) -> None:
+        """Remove a stored version and its bookkeeping."""
+        self.r.delete(_model_key(version))
+        self.r.zrem(f"{PREFIX}model:versions", version)
+        self.r.zrem(f"{PREFIX}model:read", version)
+
+    @_translate
+    def feedback_versions(self, uids: Sequence[str]) -> list[int | None]:
+        """Each person's feedback version (the global version of their last change), or None
+        for someone with no recorded change (never reacted, or forgotten)."""
+        out: list[int | None] = []
+        for group in chunked(list(uids), 10_000):
+            scores = self.r.zmscore(f"{PREFIX}feedback:touched", group)
+            out.extend(None if s is None else int(s) for s in scores)
+        return out
 
     @_translate
     def liked_since(self, since: float, team: str, limit: int = 50_000) -> list[str]:
@@ -847,6 +985,13 @@ def _embedded_client(data_dir: Path | None) -> redis.Redis:
     # instead of seconds of backoff (which also made closing a crashed server slow).
     client.set_retry(Retry(NoBackoff(), 0))
     return client
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    """A stream entry id as a comparable pair."""
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _glob(text: str) -> str:

@@ -212,10 +212,12 @@ def test_unicode_and_emoji_survive_intact(commands: CommandService, store: Store
 def test_ten_kilobytes_are_capped(commands: CommandService, store: Store) -> None:
     me = ctx()
     reply = commands.handle(me, "topics add " + "word " * 2_000)
-    assert reply.text.startswith("Boosting: word.")
-    assert store.words(me.uid, "topics") == {"word"}
+    # Without commas the text is one phrase, capped at 80 characters (16 whole words).
+    phrase = " ".join(["word"] * 16)
+    assert reply.text.startswith(f"Boosting: {phrase}.")
+    assert store.words(me.uid, "topics") == {phrase}
     commands.handle(me, "topics add " + ", ".join(f"topic{i}" * 20 for i in range(100)))
-    topics = store.words(me.uid, "topics") - {"word"}
+    topics = store.words(me.uid, "topics") - {phrase}
     assert 0 < len(topics) <= 20
     assert all(len(t) <= 80 for t in topics)
     unknown = commands.handle(me, "z" * 10_000).text
@@ -405,17 +407,19 @@ def test_topics_add_remove_exclude_include(commands: CommandService, store: Stor
     assert commands.handle(me, "topics").text == "Topics: none\nExcluded: none"
     reply = commands.handle(me, "topics add graph neural networks, Diffusion")
     assert reply.text.startswith("Boosting: graph neural networks, diffusion.")
-    commands.handle(me, "topics add pruning routing")  # no comma: every word is a topic
+    commands.handle(me, "topics add pruning, routing")
+    commands.handle(me, "topics add large language models")  # no comma: one phrase
     assert store.words(me.uid, "topics") == {
         "graph neural networks",
         "diffusion",
         "pruning",
         "routing",
+        "large language models",
     }
     commands.handle(me, "topics exclude survey, benchmark")
     assert store.words(me.uid, "exclude") == {"survey", "benchmark"}
-    assert commands.handle(me, "topics remove routing survey").text == (
-        "Removed 2 of: routing, survey."
+    assert commands.handle(me, "topics remove routing, survey, large language models").text == (
+        "Removed 3 of: routing, survey, large language models."
     )
     assert commands.handle(me, "topics include benchmark").text == (
         "No longer excluding 1 of: benchmark."
@@ -443,7 +447,9 @@ def test_exclude_hides_papers_mentioning_the_word(
     after = commands.handle(me, "search guidance")
     assert after.cards
     assert not any(mentions(c, "diffusion", service) for c in after.cards)
-    assert commands.handle(me, "search diffusion").text.startswith("No papers match")
+    hidden = commands.handle(me, "search diffusion").text
+    assert hidden.startswith("No papers to show for “diffusion”: ")
+    assert "hidden by your excluded words and muted authors; `/papers settings`" in hidden
     # The digest never offers such a paper either, however many times it is asked.
     shown = []
     while (reply := commands.handle(me, "digest")).cards:
@@ -476,7 +482,12 @@ def test_muted_author_never_appears_in_a_digest(
     shown: list[str] = []
     while (reply := commands.handle(me, "digest")).cards:
         shown += [c.paper_id for c in reply.cards]
-    assert reply.text.startswith("Nothing new for you right now")
+    # What is left is what the mute hides, and the reply says so instead of "nothing new".
+    s = "s" if len(hopper) != 1 else ""
+    assert reply.text == (
+        f"Nothing to show you right now: {len(hopper)} paper{s} hidden by your excluded "
+        "words and muted authors; `/papers settings` shows them."
+    )
     assert len(shown) == len(set(shown)) == store.paper_count() - len(hopper)
     assert not hopper & set(shown)
     assert not any(

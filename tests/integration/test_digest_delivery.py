@@ -443,5 +443,6 @@ async def test_reacting_to_a_delivered_paper_reaches_the_recommender(
     said = core.reaction(dm_ctx(), key, "thumbsup", removed=False)
     assert said is not None
     assert store.user_feedback(sub.owner) == {card.paper_id: {"like"}}
-    assert core.service.model.known_user(sub.owner)
+    state = core.service.ensure_model()
+    assert core.service.people.get(state, [sub.owner]).known[0]
     assert core.reaction(dm_ctx(), port.intros[0][2], "thumbsup", removed=False) is None

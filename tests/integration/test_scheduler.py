@@ -332,17 +332,43 @@ def test_service_stops_scheduling_when_the_lease_is_lost(server, store: Store) -
 # ---------------------------------------------------------------------------------------
 
 
-def _spawn_run(env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start `python -m bot run` with `env`, stderr captured."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class _Run:
+    """A `python -m bot run` process whose stderr is collected as it arrives."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def err(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: int, timeout: float = 30) -> str:
+        """Send a signal, wait for the exit, and return everything it logged."""
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=timeout)
+        self._reader.join(5)
+        return self.err
+
+
+def _spawn_run(env: dict[str, str]) -> _Run:
+    """Start `python -m bot run` with `env`, stderr collected."""
+    return _Run(env)
 
 
 def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -> None:
@@ -364,17 +390,14 @@ def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -
     try:
         assert wait_for(lambda: store.paper_count() == 95, timeout=30), "no ingest"
         second = _spawn_run(env)
-        time.sleep(3)
-        assert second.poll() is None
-        second.send_signal(signal.SIGTERM)
-        _, err_two = second.communicate(timeout=20)
-        assert second.returncode == 0, err_two
-        assert "standing by" in err_two
+        assert wait_for(lambda: "standing by" in second.err, timeout=60), second.err
+        assert second.proc.poll() is None
+        err_two = second.stop(signal.SIGTERM)
+        assert second.proc.returncode == 0, err_two
         assert "Traceback" not in err_two
 
-        first.send_signal(signal.SIGINT)
-        _, err_one = first.communicate(timeout=20)
-        assert first.returncode == 0, err_one
+        err_one = first.stop(signal.SIGINT)
+        assert first.proc.returncode == 0, err_one
         assert "holding the scheduler lease; jobs: digests, retrain, ingest:jsonl" in err_one
         assert "ingest jsonl: 95 new" in err_one
         assert "paperbot stopped." in err_one
@@ -382,7 +405,7 @@ def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -
         # The lease was released on the way out, so a restart need not wait for the TTL.
         assert store.r.get(f"pb:lease:{sched.LEASE_NAME}") is None
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        for run in (first, second):
+            if run is not None and run.proc.poll() is None:
+                run.proc.kill()
+                run.proc.wait(timeout=10)

@@ -283,7 +283,8 @@ def test_flush_prefix_deletes_only_paperbot_keys(store: Store) -> None:
 
         deleted = store.flush_prefix()
 
-        assert deleted == 2500 + 5  # paper, seen, title index, once marker, vectors
+        # paper, seen, title index, change stream, once marker, vectors
+        assert deleted == 2500 + 6
         assert list(store.r.scan_iter(match=f"{PREFIX}*")) == []
         assert [store.r.get(k) for k in others] == [b"keep"] * len(others)
         assert store.flush_prefix() == 0

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recommender import blend
+from recommender.model import blend
 from recommender.metrics import hits_matrix, intra_list_similarity, recall_ndcg, top_k
 
 KS = (5, 10, 20, 50)

@@ -1,9 +1,8 @@
-"""HybridRecommender on synthetic topic data: ranking, feedback, fold-in, cold start, I/O."""
+"""The hybrid recommender on synthetic topic data: ranking through the one path, feedback,
+fold-in, cold start, a frozen state shared by every reader, persistence."""
 
 from __future__ import annotations
 
-import copy
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,9 @@ import pytest
 
 from recommender.cf import AlsParams
 from recommender.metrics import intra_list_similarity
-from recommender.model import FitConfig, HybridRecommender
+from recommender.model import FitConfig, HybridRecommender, Preferences, Request, persist, tuning
+from recommender.model.ranking import Options, rank
+from recommender.model.training import Trainer
 from recommender.types import Paper
 
 VOCAB = {
@@ -98,8 +99,8 @@ def fitted(corpus: Corpus) -> HybridRecommender:
 
 @pytest.fixture
 def model(fitted: HybridRecommender) -> HybridRecommender:
-    """A private copy of the fitted model that a test may fold feedback into."""
-    return copy.deepcopy(fitted)
+    """A second reader of the same fitted state, with overlays of its own to fold into."""
+    return HybridRecommender(fitted.config, fitted.state)
 
 
 def single_topic_users(corpus: Corpus) -> list[str]:
@@ -170,47 +171,52 @@ def test_two_topic_users_rank_both_topics_above_the_rest(
 def test_large_catalogue_validates_on_a_sample_of_papers(corpus: Corpus) -> None:
     """Past `validation_items` papers, held-out papers are ranked among a uniform sample."""
     config = FitConfig(als=FAST.als, als_grid=(), validation_items=120)
-    model = HybridRecommender(config).fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    trainer = Trainer(config)
+    trainer.fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
     truth = {0: np.array([5, 250]), 1: np.array([7])}
-    sample, ks = model._validation_columns([truth, {2: np.array([299])}])
+    sample, ks = tuning.validation_columns(trainer, [truth, {2: np.array([299])}])
     assert sample is not None and 120 <= len(sample) <= 124
     assert {5, 250, 7, 299} <= set(sample.tolist())  # every held-out paper is a candidate
     assert np.all(np.diff(sample) > 0)
     assert ks == (4, 8, 20, 40)  # depths 10..100 of 300 papers, at 120/300 of the papers
-    blend_report = model.report["blend"]
+    blend_report = trainer.report["blend"]
     assert blend_report["catalog"]["tasks"] == ["held-out", "new-in-catalogue"]
     assert blend_report["catalog"]["ks"] == [4, 8, 20, 40]
     # The weights chosen on the sample still rank each person's topic first.
+    model = HybridRecommender(config).fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
     users = single_topic_users(corpus)
     for user, rec in zip(users, model.recommend(users, n=10), strict=True):
         on_topic = sum(topic_of(corpus, pid) == corpus.user_topics[user][0] for pid in ids(rec))
         assert on_topic >= 8, (user, ids(rec))
     # A catalogue within the limit is ranked whole.
-    assert HybridRecommender(FAST).fit(
-        corpus.interactions, corpus.papers, embeddings=corpus.emb
-    )._validation_columns([truth]) == (None, (10, 20, 50, 100))
+    whole = Trainer(FAST)
+    whole.fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    assert tuning.validation_columns(whole, [truth]) == (None, (10, 20, 50, 100))
 
 
 def test_imc_sums_after_the_held_out_rows_return_match_a_fresh_computation(
-    fitted: HybridRecommender,
+    corpus: Corpus,
 ) -> None:
     """The final fit updates AᵀA and AᵀR⁺X with the changed rows only: same sums."""
-    X = fitted.items.dense.astype(np.float64)
-    full = fitted.R.astype(np.float64)
+    trainer = Trainer(FAST)
+    parts = trainer.fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    X = parts.dense.astype(np.float64)
+    full = parts.user_rows.astype(np.float64)
     A, liked = full @ X, full.multiply(full > 0) @ X
-    assert np.allclose(fitted._imc_parts[0], A.T @ A, rtol=1e-4, atol=1e-3)
-    assert np.allclose(fitted._imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
+    assert np.allclose(trainer.imc_parts[0], A.T @ A, rtol=1e-4, atol=1e-3)
+    assert np.allclose(trainer.imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
     # Directly: a first call, then one on a matrix with a few rows changed.
-    model = copy.deepcopy(fitted)
-    train = fitted.R.tolil()
+    train = parts.user_rows.tolil()
     train[3, :] = 0
     train[7, 10] = 2.0
     train = train.tocsr()
-    model._imc_fit(train, train.multiply(train > 0).tocsr())
-    updated = model._imc_fit(fitted.R, fitted.R.multiply(fitted.R > 0).tocsr())
+    trainer._imc_last = None
+    trainer._imc_fit(train, train.multiply(train > 0).tocsr())
+    rows = parts.user_rows
+    updated = trainer._imc_fit(rows, rows.multiply(rows > 0).tocsr())
     assert np.allclose(updated, A, atol=1e-4)
-    assert np.allclose(model._imc_parts[0], A.T @ A, rtol=1e-4, atol=1e-3)
-    assert np.allclose(model._imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
+    assert np.allclose(trainer.imc_parts[0], A.T @ A, rtol=1e-4, atol=1e-3)
+    assert np.allclose(trainer.imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
 
 
 def test_default_config_without_embeddings_uses_lsa_and_ranks_topics(corpus: Corpus) -> None:
@@ -224,16 +230,19 @@ def test_default_config_without_embeddings_uses_lsa_and_ranks_topics(corpus: Cor
 
 
 @pytest.mark.parametrize("diversify", [False, True])
-def test_batched_recommend_equals_single_calls(
+def test_batched_ranking_equals_one_person_at_a_time(
     fitted: HybridRecommender, corpus: Corpus, diversify: bool
 ) -> None:
     users = [*list(corpus.user_topics)[:15], "stranger"]
-    batched = fitted.recommend(users, n=10, diversify=diversify)
-    small_batches = fitted.recommend(users, n=10, diversify=diversify, batch=4)
-    for user, together, chunked in zip(users, batched, small_batches, strict=True):
-        alone = fitted.recommend(user, n=10, diversify=diversify)
-        assert ids(together) == ids(alone) == ids(chunked)
-        assert [r.score for r in together] == pytest.approx([r.score for r in alone], abs=1e-5)
+    state, cands = fitted.state, fitted.candidates()
+    options = Options(n=10, diversify=diversify)
+    batched = rank(state, fitted.people(users), cands, options)
+    small = rank(state, fitted.people(users), cands, options, batch=4)
+    for r, user in enumerate(users):
+        alone = rank(state, fitted.people([user]), cands, options)
+        assert batched.positions[r].tolist() == alone.positions[0].tolist()
+        assert small.positions[r].tolist() == alone.positions[0].tolist()
+        assert batched.scores[r] == pytest.approx(alone.scores[0], abs=1e-5)
 
 
 def test_never_returns_own_rated_papers(fitted: HybridRecommender, corpus: Corpus) -> None:
@@ -262,17 +271,36 @@ def test_exclude_per_user_dict_only_affects_that_user(fitted: HybridRecommender)
     assert ids(got[1]) == ids(plain[1])
 
 
-def test_muted_authors_are_never_shown(fitted: HybridRecommender, corpus: Corpus) -> None:
-    plain = fitted.recommend(["u1", "u2"], n=10, diversify=False)
-    author = corpus.papers[int(ids(plain[0])[0][1:])].authors[0]
-    muted = fitted.recommend(
-        ["u1", "u2"], n=30, muted_authors={"u1": [author.upper()]}, diversify=False
-    )
+def test_muted_authors_and_excluded_phrases_are_hidden_and_counted(
+    fitted: HybridRecommender, corpus: Corpus
+) -> None:
+    plain = fitted.rank(["u1"], corpus.papers, Request(n=10, diversify=False))
+    author = plain[0].paper.authors[0]
     by_author = {p.id for p in corpus.papers if author in p.authors}
-    assert len(muted[0]) == 30
-    assert not by_author & set(ids(muted[0]))
-    # The other user is not affected by u1's mute.
-    assert ids(muted[1])[:10] == ids(plain[1])
+    muted = fitted.rank(
+        ["u1"],
+        corpus.papers,
+        Request(n=30, diversify=False, prefs=Preferences(muted={author.upper()})),
+    )
+    assert len(muted) == 30
+    assert not by_author & {r.paper.id for r in muted}
+    rated = {p for p, _ in history(corpus, "u1")}
+    assert muted.hidden == len(by_author)  # counted, rated or not
+    assert muted.considered == len(corpus.papers)
+    assert [r.paper.id for r in muted][:5] == [
+        r.paper.id for r in plain if r.paper.id not in by_author
+    ][:5]
+    assert not rated & {r.paper.id for r in muted}
+    # A phrase hides papers with the whole phrase, not every paper with one of its words.
+    word = "camera"
+    phrase = f"{word} nonexistentword"
+    with_word = {p.id for p in corpus.papers if word in p.text.lower()}
+    assert with_word
+    kept = fitted.rank(["u1"], corpus.papers, Request(n=300, prefs=Preferences(exclude={phrase})))
+    assert kept.hidden == 0
+    gone = fitted.rank(["u1"], corpus.papers, Request(n=300, prefs=Preferences(exclude={word})))
+    assert gone.hidden == len(with_word)
+    assert not with_word & {r.paper.id for r in gone}
 
 
 def test_candidates_restrict_results(fitted: HybridRecommender, corpus: Corpus) -> None:
@@ -292,11 +320,12 @@ def test_results_sorted_by_score_without_diversify(fitted: HybridRecommender) ->
     scores = [r.score for r in rec]
     assert scores == sorted(scores, reverse=True)
     # The scores are the model's blended scores, and nothing unrated scores higher.
+    state = fitted.state
     row = fitted.score(["u5"])[0]
     for r in rec:
-        assert r.score == pytest.approx(float(row[fitted.pidx[r.paper_id]]), abs=1e-6)
-    rated = {fitted.paper_ids[c] for c in fitted.R[fitted.uidx["u5"]].indices}
-    unrated = [s for pid, s in zip(fitted.paper_ids, row, strict=True) if pid not in rated]
+        assert r.score == pytest.approx(float(row[state.pidx[r.paper_id]]), abs=1e-6)
+    rated = {state.paper_ids[c] for c in fitted.people(["u5"]).rows.indices}
+    unrated = [s for pid, s in zip(state.paper_ids, row, strict=True) if pid not in rated]
     assert sorted(unrated, reverse=True)[:25] == pytest.approx(scores, abs=1e-6)
 
 
@@ -311,6 +340,45 @@ def test_diversified_list_has_no_repeats_when_few_papers_remain(
         assert sorted(ids(rec)) == sorted(fresh)
 
 
+def test_diversity_reorders_only_the_first_window(fitted: HybridRecommender) -> None:
+    """Deeper positions follow the scores, so a long list is the plain one past the top."""
+    plain = ids(fitted.recommend("u5", n=60, diversify=False))
+    mixed = ids(fitted.recommend("u5", n=60, diversify=True))
+    assert set(mixed[:10]) <= set(plain[:40])
+    rest = [p for p in plain if p not in set(mixed[:10])]
+    assert mixed[10:] == rest[:50]
+
+
+# ---------------------------------------------------------------- a state every reader shares
+
+
+def test_the_fitted_state_is_read_only(fitted: HybridRecommender) -> None:
+    state = fitted.state
+    for array in (state.papers.dense, state.item_factors, state.users.sigma, state.warm):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    with pytest.raises(AttributeError):
+        state.version = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        state.pidx["p0"] = 7  # type: ignore[index]
+
+
+def test_fold_ins_and_new_papers_never_touch_the_shared_state(
+    fitted: HybridRecommender, corpus: Corpus
+) -> None:
+    """Two readers of one state: what one folds in or adds is invisible to the other."""
+    before = fitted.recommend(list(corpus.user_topics), n=10)
+    dense = fitted.state.papers.dense.copy()
+    reader = HybridRecommender(fitted.config, fitted.state)
+    likes = [f"p{j}" for j in np.flatnonzero(corpus.topic == 2)[:12]]
+    reader.partial_fit_users(["u0"], [[(p, 1.0) for p in likes]])
+    reader.partial_fit_items([Paper(id="late", title="robot gripper")], corpus.emb[:1])
+    assert reader.recommend("u0", n=10) != before[0]
+    assert fitted.recommend(list(corpus.user_topics), n=10) == before
+    assert np.array_equal(fitted.state.papers.dense, dense)
+    assert "late" not in fitted.state.pidx
+
+
 # ---------------------------------------------------------------- feedback and fold-in
 
 
@@ -319,7 +387,7 @@ def rank_of(model: HybridRecommender, user: str, pids: list[str]) -> np.ndarray:
     order = np.argsort(-model.score([user])[0], kind="stable")
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
-    return position[[model.pidx[p] for p in pids]]
+    return position[[model.state.pidx[p] for p in pids]]
 
 
 @dataclass
@@ -366,7 +434,7 @@ def test_mmr_lowers_intra_list_similarity(dups: Dups) -> None:
     lists = {}
     for diversify in (False, True):
         recs = model.recommend(users, n=10, diversify=diversify)
-        lists[diversify] = np.array([[model.pidx[r.paper_id] for r in rec] for rec in recs])
+        lists[diversify] = np.array([[model.state.pidx[r.paper_id] for r in rec] for rec in recs])
     plain = intra_list_similarity(dups.emb, lists[False])
     mmr = intra_list_similarity(dups.emb, lists[True])
     assert mmr < plain - 0.01
@@ -401,16 +469,16 @@ def test_dislike_pushes_similar_papers_down(
     fitted, pairs = with_twins
     user = next(u for u in single_topic_users(corpus) if corpus.user_topics[u] == [1])
     hist = history(corpus, user)
-    base = copy.deepcopy(fitted)
-    base.recalculate_user(user, hist)
+    base = HybridRecommender(fitted.config, fitted.state)
+    base.partial_fit_users([user], [hist])
     before = base.score([user])[0]
     moved = []
     for disliked, twin in pairs:
-        model = copy.deepcopy(fitted)
-        model.recalculate_user(user, [*hist, (disliked, -1.0)])
+        model = HybridRecommender(fitted.config, fitted.state)
+        model.partial_fit_users([user], [[*hist, (disliked, -1.0)]])
         change = model.score([user])[0] - before
-        col = base.pidx[twin]
-        rest = np.delete(change, [col, base.pidx[disliked]])
+        col = base.state.pidx[twin]
+        rest = np.delete(change, [col, base.state.pidx[disliked]])
         # The twin of the disliked paper loses more than almost any other paper ...
         assert change[col] < np.percentile(rest, 10)
         assert change[col] < np.median(rest) - 0.05
@@ -425,16 +493,16 @@ def test_removing_a_reaction_removes_its_effect(model: HybridRecommender, corpus
     user = single_topic_users(corpus)[0]
     trained = ids(model.recommend(user, n=10, diversify=False))
     hist = history(corpus, user)
-    model.recalculate_user(user, hist)
+    model.partial_fit_users([user], [hist])
     original = model.recommend(user, n=10, diversify=False)
     # Folding in the same history agrees with what training learned.
     assert len(set(ids(original)) & set(trained)) >= 8
     disliked = original[0].paper_id
-    model.recalculate_user(user, [*hist, (disliked, -1.0)])
+    model.partial_fit_users([user], [[*hist, (disliked, -1.0)]])
     with_dislike = model.recommend(user, n=10, diversify=False)
     assert ids(with_dislike) != ids(original)
     assert disliked not in ids(with_dislike)
-    model.recalculate_user(user, hist)  # the reaction was taken back
+    model.partial_fit_users([user], [hist])  # the reaction was taken back
     restored = model.recommend(user, n=10, diversify=False)
     assert ids(restored) == ids(original)
     assert [r.score for r in restored] == [r.score for r in original]
@@ -449,24 +517,24 @@ def test_fold_in_moves_new_topic_up_without_refit(
     assert before.count(topic_b) <= 1
     new_likes = [f"p{j}" for j in np.flatnonzero(corpus.topic == topic_b)[:12]]
     fit_seconds = model.report["fit_seconds"]
-    model.recalculate_user(user, [*history(corpus, user), *((p, 1.0) for p in new_likes)])
+    model.partial_fit_users([user], [[*history(corpus, user), *((p, 1.0) for p in new_likes)]])
     after_recs = model.recommend(user, n=10, diversify=False)
     after = [topic_of(corpus, p) for p in ids(after_recs)]
     assert after.count(topic_b) >= 4
     assert not set(new_likes) & set(ids(after_recs))  # freshly liked papers are now "rated"
     assert model.report["fit_seconds"] == fit_seconds  # no refit happened
-    # Other users are untouched, and so is the fitted model this one was copied from.
+    # Other users are untouched, and so is the other reader of the same state.
     others = [u for u in corpus.user_topics if u != user]
     assert model.recommend(others, n=10) == fitted.recommend(others, n=10)
     assert fitted.recommend(user, n=10, diversify=False) != after_recs
 
 
 def test_fold_in_brand_new_user(model: HybridRecommender, corpus: Corpus) -> None:
-    assert not model.known_user("newcomer")
+    assert not model.people(["newcomer"]).known[0]
     cold = ids(model.recommend("newcomer", n=10, diversify=False))
     likes = [f"p{j}" for j in np.flatnonzero(corpus.topic == 3)[:6]]
-    model.recalculate_user("newcomer", [(p, 1.0) for p in likes] + [("no-such-paper", 1.0)])
-    assert model.known_user("newcomer")
+    model.partial_fit_users(["newcomer"], [[(p, 1.0) for p in likes] + [("no-such-paper", 1.0)]])
+    assert model.people(["newcomer"]).known[0]
     rec = ids(model.recommend("newcomer", n=10))
     assert rec != cold
     assert sum(topic_of(corpus, p) == 3 for p in rec) >= 8
@@ -479,12 +547,11 @@ def test_user_whose_feedback_was_all_removed_gets_community_ranking(
     model: HybridRecommender,
 ) -> None:
     """Regression: a folded-in empty history used to give all-zero (arbitrary) scores."""
-    model.recalculate_user("u3", [])
-    model.recalculate_user("ghost", [])
+    model.partial_fit_users(["u3", "ghost"], [[], []])
     stranger = model.recommend("stranger", n=10, diversify=False)
     assert ids(model.recommend("u3", n=10, diversify=False)) == ids(stranger)
     assert ids(model.recommend("ghost", n=10, diversify=False)) == ids(stranger)
-    assert model.explain("u3", stranger[0].paper_id).papers == ()
+    assert model.explain("u3", stranger[0].paper_id).liked == ()
 
 
 # ---------------------------------------------------------------- cold start
@@ -503,7 +570,7 @@ def test_unknown_user_gets_community_prior(fitted: HybridRecommender, corpus: Co
     assert corpus.papers[int(rec[0].paper_id[1:])].github_stars > 0
 
 
-def test_add_papers_ranks_this_mornings_papers(model: HybridRecommender, corpus: Corpus) -> None:
+def test_new_papers_rank_this_mornings_papers(model: HybridRecommender, corpus: Corpus) -> None:
     rng = np.random.default_rng(11)
     topic_a, topic_c = 1, 3
     fresh, emb = [], []
@@ -512,9 +579,9 @@ def test_add_papers_ranks_this_mornings_papers(model: HybridRecommender, corpus:
         fresh.append(topic_paper(rng, f"new{k}", t, upvotes=0))
         emb.append(corpus.centroids[t] + 0.35 * rng.normal(size=DIM))
     with pytest.raises(ValueError, match="embeddings"):
-        copy.deepcopy(model).add_papers(fresh)  # an embedding model needs vectors
-    assert model.add_papers(fresh, np.asarray(emb, np.float32)) == 6
-    assert model.add_papers(fresh, np.asarray(emb, np.float32)) == 0  # already known
+        HybridRecommender(model.config, model.state).partial_fit_items(fresh)
+    assert model.partial_fit_items(fresh, np.asarray(emb, np.float32)) == 6
+    assert model.partial_fit_items(fresh, np.asarray(emb, np.float32)) == 0  # already known
     new_ids = [p.id for p in fresh]
     user = next(u for u in single_topic_users(corpus) if corpus.user_topics[u] == [topic_a])
     rec = model.recommend(user, candidates=new_ids, n=6, diversify=False)
@@ -525,7 +592,6 @@ def test_add_papers_ranks_this_mornings_papers(model: HybridRecommender, corpus:
     everything = ids(model.recommend(user, n=40, diversify=False))
     assert {"new0", "new2", "new4"} & set(everything)
     assert not {"new1", "new3", "new5"} & set(everything)
-    assert "Because you liked" in model.explain(user, "new0").text()
 
 
 def test_fit_with_no_interactions_follows_community_prior(corpus: Corpus) -> None:
@@ -538,7 +604,7 @@ def test_fit_with_no_interactions_follows_community_prior(corpus: Corpus) -> Non
     assert prior[0] == pytest.approx(max(community(p) for p in corpus.papers), abs=1e-5)
     # Feedback still folds in on a model that was fitted with none.
     likes = [f"p{j}" for j in np.flatnonzero(corpus.topic == 2)[:5]]
-    model.recalculate_user("anyone", [(p, 1.0) for p in likes])
+    model.partial_fit_users(["anyone"], [[(p, 1.0) for p in likes]])
     rec = ids(model.recommend("anyone", n=10))
     assert sum(topic_of(corpus, p) == 2 for p in rec) >= 8
 
@@ -550,40 +616,88 @@ def test_interactions_with_unknown_papers_are_skipped(corpus: Corpus) -> None:
     )
     assert model.report["unknown_papers_skipped"] == 3
     assert model.report["users"] == 60  # "nobody" had only an unknown paper
-    assert not model.known_user("nobody")
+    assert not model.people(["nobody"]).known[0]
     assert len(model.recommend("u1", n=10)) == 10
 
 
 # ---------------------------------------------------------------- explanations
 
 
-def test_explain_names_liked_papers_of_the_same_topic(
+def test_explain_names_close_liked_papers_of_the_same_topic(
     fitted: HybridRecommender, corpus: Corpus
 ) -> None:
     for user in single_topic_users(corpus)[:6]:
         liked = {p for p, w in history(corpus, user) if w > 0}
         for rec in fitted.recommend(user, n=3, diversify=False):
             why = fitted.explain(user, rec.paper_id)
-            assert why.papers, (user, rec)
-            for pid, title in why.papers:
+            assert why.liked, (user, rec)
+            for pid, title in why.liked:
                 assert pid in liked
                 assert title == corpus.papers[int(pid[1:])].title
                 assert topic_of(corpus, pid) == topic_of(corpus, rec.paper_id)
             assert why.text().startswith("Because you liked “")
-            assert set(why.words) <= set(VOCAB[TOPICS[topic_of(corpus, rec.paper_id)]].split())
 
 
-def test_explain_for_user_without_history(fitted: HybridRecommender) -> None:
+def test_explain_never_names_a_paper_from_another_topic(
+    fitted: HybridRecommender, corpus: Corpus
+) -> None:
+    """A paper far from everything the person liked gets no "because you liked"."""
+    user = single_topic_users(corpus)[0]
+    mine = corpus.user_topics[user][0]
+    for pid in [p.id for p in corpus.papers if topic_of(corpus, p.id) != mine][:20]:
+        why = fitted.explain(user, pid)
+        for liked, _ in why.liked:
+            assert topic_of(corpus, liked) == topic_of(corpus, pid)
+
+
+def test_explain_for_user_without_history(fitted: HybridRecommender, corpus: Corpus) -> None:
     why = fitted.explain("stranger", "p0")
-    assert why.papers == ()
+    assert why.liked == ()
     assert why.text() == why.reason
-    assert why.reason in ("Popular with the community", "Popular with your team")
+    assert why.reason == f"Popular on Hugging Face (▲ {corpus.papers[0].upvotes})"
 
 
 def test_explain_unknown_paper(fitted: HybridRecommender) -> None:
     why = fitted.explain("u1", "no-such-paper")
-    assert why.papers == ()
+    assert why.liked == ()
     assert why.text()
+
+
+def test_a_topic_that_lifted_a_paper_is_its_reason(
+    fitted: HybridRecommender, corpus: Corpus
+) -> None:
+    user = next(u for u in single_topic_users(corpus) if corpus.user_topics[u] == [0])
+    robotics = [p for p in corpus.papers if topic_of(corpus, p.id) == 2]
+    phrase = "gripper"
+    result = fitted.rank(
+        [user], robotics, Request(n=5, diversify=False, prefs=Preferences(topics={phrase}))
+    )
+    assert result.items
+    for item in result:
+        assert phrase in item.paper.text.lower()
+        assert f"On your topic “{phrase}”" in item.explanation.text()
+        assert "Because you liked" not in item.explanation.text()
+
+
+def test_a_team_explanation_names_the_reader_not_you(
+    fitted: HybridRecommender, corpus: Corpus
+) -> None:
+    vision = next(u for u in single_topic_users(corpus) if corpus.user_topics[u] == [0])
+    language = next(u for u in single_topic_users(corpus) if corpus.user_topics[u] == [1])
+    pool = [p for p in corpus.papers if topic_of(corpus, p.id) in (0, 1)]
+    result = fitted.rank(
+        [vision, language],
+        pool,
+        Request(n=10, names={vision: "Ana", language: "Bo"}),
+    )
+    texts = [r.explanation.text() for r in result]
+    assert any("Close to Ana's reading: “" in t for t in texts)
+    assert any("Close to Bo's reading: “" in t for t in texts)
+    assert not any("you" in t.lower().split() for t in texts)
+    for item in result:
+        reader = "Ana" if topic_of(corpus, item.paper.id) == 0 else "Bo"
+        if item.explanation.liked:
+            assert item.explanation.reader == reader
 
 
 # ---------------------------------------------------------------- persistence
@@ -591,53 +705,55 @@ def test_explain_unknown_paper(fitted: HybridRecommender) -> None:
 
 def test_save_load_round_trip(fitted: HybridRecommender, tmp_path) -> None:
     users = ["u0", "u1", "u7", "u30", "stranger"]
-    buffer = io.BytesIO()
-    fitted.save(buffer)
-    buffer.seek(0)
     path = tmp_path / "model.npz"
     fitted.save(path)
-    for loaded in (HybridRecommender.load(buffer), HybridRecommender.load(path)):
-        assert np.array_equal(loaded.score(users), fitted.score(users))
-        cols = np.arange(0, 300, 7)
-        assert np.array_equal(loaded.score(users, cols), fitted.score(users, cols))
-        for diversify in (False, True):
-            assert loaded.recommend(users, n=10, diversify=diversify) == fitted.recommend(
-                users, n=10, diversify=diversify
-            )
-        assert loaded.explain("u1", "p5") == fitted.explain("u1", "p5")
-        assert loaded.report == fitted.report
+    loaded = HybridRecommender.load(path)
+    assert np.array_equal(loaded.score(users), fitted.score(users))
+    some = [f"p{i}" for i in range(0, 300, 7)]
+    assert np.array_equal(loaded.score(users, some), fitted.score(users, some))
+    for diversify in (False, True):
+        assert loaded.recommend(users, n=10, diversify=diversify) == fitted.recommend(
+            users, n=10, diversify=diversify
+        )
+    assert loaded.explain("u1", "p5").liked == fitted.explain("u1", "p5").liked
+    assert loaded.report == fitted.report
 
 
 def test_loaded_model_accepts_feedback_and_new_papers(
-    fitted: HybridRecommender, corpus: Corpus
+    fitted: HybridRecommender, corpus: Corpus, tmp_path
 ) -> None:
-    buffer = io.BytesIO()
-    fitted.save(buffer)
-    buffer.seek(0)
-    loaded = HybridRecommender.load(buffer)
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    loaded = HybridRecommender.load(path)
     likes = [f"p{j}" for j in np.flatnonzero(corpus.topic == 1)[:6]]
-    loaded.recalculate_user("newcomer", [(p, 1.0) for p in likes])
+    loaded.partial_fit_users(["newcomer"], [[(p, 1.0) for p in likes]])
     assert sum(topic_of(corpus, p) == 1 for p in ids(loaded.recommend("newcomer"))) >= 8
-    assert loaded.add_papers([Paper(id="late", title="Robot gripper")], corpus.emb[:1]) == 1
+    assert loaded.partial_fit_items([Paper(id="late", title="Robot gripper")], corpus.emb[:1]) == 1
     assert "late" in ids(loaded.recommend("stranger", candidates=["late", "p1"], n=2))
 
 
 @pytest.mark.parametrize("blob", [b"definitely not a model" * 20, b"PK\x03\x04broken zip", b""])
 def test_load_garbage_raises_clear_error(blob: bytes, tmp_path) -> None:
-    with pytest.raises(ValueError, match="not a saved HybridRecommender model"):
-        HybridRecommender.load(io.BytesIO(blob))
+    with pytest.raises(persist.ModelFormatError, match="not a saved paperbot model"):
+        persist.from_bytes(blob)
     path = tmp_path / "model.npz"
     path.write_bytes(blob)
-    with pytest.raises(ValueError, match=r"model\.npz: not a saved HybridRecommender model"):
+    with pytest.raises(ValueError, match=r"model\.npz: not a saved paperbot model"):
         HybridRecommender.load(path)
 
 
 def test_load_other_npz_raises_clear_error(tmp_path) -> None:
     path = tmp_path / "other.npz"
     np.savez(path, weights=np.ones(3))
-    with pytest.raises(ValueError, match="not a saved HybridRecommender model"):
+    with pytest.raises(ValueError, match="not a saved paperbot model"):
         HybridRecommender.load(path)
     meta = np.frombuffer(b'{"format": 99}', dtype=np.uint8)
     np.savez(path, meta=meta)
     with pytest.raises(ValueError, match="format 99 is not supported"):
         HybridRecommender.load(path)
+
+
+def test_a_truncated_model_is_refused_not_half_loaded(fitted: HybridRecommender) -> None:
+    blob = persist.to_bytes(fitted.state.parts())
+    with pytest.raises(persist.ModelFormatError):
+        persist.from_bytes(blob[: len(blob) // 2])

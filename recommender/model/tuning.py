@@ -1,0 +1,287 @@
+"""Blend tuning: validation tasks, content variants and blend weights, on a fit's split.
+
+Two tasks, as the bot faces them: rank the catalogue (held-out saves, plus papers nobody
+had seen) and rank only new papers. Each task's validation users are scored once per
+signal; the weights search itself lives in `blend.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recommender.model import blend
+from recommender.model.config import SIGNALS, TUNE_KS
+
+if TYPE_CHECKING:
+    from recommender.model.training import Trainer
+
+
+@dataclass(slots=True)
+class Task:
+    """One validation task: users, their held-out papers, and what those are ranked among."""
+
+    name: str
+    users: np.ndarray
+    truth: dict[int, np.ndarray]
+    cands: np.ndarray | None  # candidate columns, sorted (None: the whole catalogue)
+    exclude_seen: bool  # a user's own training papers are not candidates
+    ks: tuple[int, ...]
+
+
+def named(weights: np.ndarray) -> dict[str, float]:
+    """Weights keyed by signal name."""
+    return {s: round(float(w), 3) for s, w in zip(SIGNALS, weights, strict=True) if w}
+
+
+def _pad(array: np.ndarray, width: int, value: Any) -> np.ndarray:
+    """Pad the last axis of `array` to `width`."""
+    extra = width - array.shape[-1]
+    if extra <= 0:
+        return array
+    pad = [(0, 0)] * (array.ndim - 1) + [(0, extra)]
+    return np.pad(array, pad, constant_values=value)
+
+
+def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray) -> None:
+    """Choose whitening, imc ridge and the catalogue / new-papers blend weights."""
+    cfg = tr.config
+    names = [s for s in SIGNALS if s in cfg.signals]
+    evidence: dict[str, Any] = {}
+    # The catalogue blend must serve both futures: likes on papers others already
+    # know, and likes on papers nobody has seen yet, ranked against the whole catalogue.
+    cold_users = np.array(sorted(cold_val))
+    sample, ks = validation_columns(tr, [catalog_val, cold_val])
+    catalog_tasks = []
+    if catalog_val:
+        users = np.array(sorted(catalog_val))
+        catalog_tasks.append(Task("held-out", users, catalog_val, sample, True, ks))
+    if cold_val:
+        catalog_tasks.append(Task("new-in-catalogue", cold_users, cold_val, sample, True, ks))
+    cold_ks = tuple(k for k in TUNE_KS if k <= max(10, len(cold_items) // 3))
+    cold_tasks = (
+        [Task("new-only", cold_users, cold_val, cold_items, False, cold_ks)] if cold_val else []
+    )
+    # A blend chosen on a handful of people says more about them than about the data.
+    catalog_tasks = [t for t in catalog_tasks if len(t.users) >= cfg.min_validation_users]
+    cold_tasks = [t for t in cold_tasks if len(t.users) >= cfg.min_validation_users]
+    sets = catalog_tasks + cold_tasks
+    if not sets:
+        # Nothing to validate on (one paper per user): content leads, the rest help a little.
+        default = cfg.default_weights
+        w = np.array([default.get(s, 0.0) if s in names else 0.0 for s in SIGNALS])
+        if "content" not in names and "tfidf" in names:
+            w[SIGNALS.index("tfidf")] = 1.0
+        tr.weights = {"catalog": w, "cold": w.copy()}
+        tr.report["blend"] = {
+            "note": "too little feedback to validate a blend yet; default weights",
+            "catalog": named(w),
+            "cold": named(w),
+        }
+        return
+    # Variants of content (whitening) and imc (ridge) compete as single signals first.
+    for signal, attr, options in (
+        ("content", "shrink", cfg.whitening),
+        ("imc", "imc_ridge", cfg.imc_ridge),
+    ):
+        if signal not in names:
+            continue
+        scores = {option: variant_score(tr, signal, option, sets) for option in options}
+        setattr(tr, attr, max(scores, key=scores.get))
+        evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
+        if signal == "imc":
+            tr._set_imc()
+        tr.set_item_side((signal,))
+        tr.refresh_users((signal,))
+    # Every task is scored in one pass over the validation users.
+    every = validations(tr, names, catalog_tasks + cold_tasks)
+    split = {"catalog": every[: len(catalog_tasks)], "cold": every[len(catalog_tasks) :]}
+    for kind, tasks in (("catalog", catalog_tasks), ("cold", cold_tasks)):
+        if not tasks:
+            continue
+        weights, ev = blend.tune_weights(split[kind])
+        full = np.zeros(len(SIGNALS))
+        for i, s in enumerate(names):
+            full[SIGNALS.index(s)] = weights[i]
+        tr.weights[kind] = full
+        evidence[kind] = {"tasks": [t.name for t in tasks], "weights": named(full), **ev}
+    if not cold_tasks:
+        tr.weights["cold"] = tr.weights["catalog"].copy()
+    if not catalog_tasks:
+        tr.weights["catalog"] = tr.weights["cold"].copy()
+    tr.report["blend"] = evidence
+    tr.report["whitening"] = tr.shrink
+    tr.report["imc_ridge"] = tr.imc_ridge
+
+
+def validation_columns(
+    tr: Trainer, truths: list[dict[int, np.ndarray]]
+) -> tuple[np.ndarray | None, tuple[int, ...]]:
+    """Papers the catalogue tasks rank among, and the depths that match `TUNE_KS`.
+
+    A large catalogue is sampled uniformly (every held-out paper kept): a paper's rank
+    among the sample, scaled by the sampling rate, estimates its rank in the catalogue.
+    """
+    n = len(tr.paper_ids)
+    limit = tr.config.validation_items
+    if n <= limit:
+        return None, tuple(k for k in TUNE_KS if k <= max(10, n // 3))
+    rng = np.random.default_rng(tr.config.seed + 2)
+    held = [np.asarray(v, dtype=np.int64) for truth in truths for v in truth.values()]
+    sample = np.union1d(rng.choice(n, limit, replace=False), np.concatenate([[], *held]))
+    scale = limit / n
+    ks = tuple(dict.fromkeys(max(1, round(k * scale)) for k in TUNE_KS if k <= n // 3))
+    return sample.astype(np.int64), ks
+
+
+def _columns(tasks: list[Task]) -> np.ndarray | None:
+    """Every column some task ranks (None: the whole catalogue)."""
+    if any(t.cands is None for t in tasks):
+        return None
+    return np.unique(np.concatenate([t.cands for t in tasks]))
+
+
+def _positions_in(cols: np.ndarray | None, cands: np.ndarray | None) -> np.ndarray | None:
+    """Where a task's candidates sit among the scored columns (None: they are all)."""
+    if cands is None:
+        return None
+    return cands if cols is None else np.searchsorted(cols, cands)
+
+
+def _task_batches(
+    tr: Trainer, tasks: list[Task], cols: np.ndarray | None, matrices: int
+) -> Iterator[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | None]]]]:
+    """Every validation user once, in batches sized so `matrices` score matrices of a
+    batch stay small: (batch users, per task: its rows in the batch, and where its
+    candidates sit among the scored columns, None = all)."""
+    everyone = np.unique(np.concatenate([t.users for t in tasks]))
+    width = len(tr.paper_ids) if cols is None else len(cols)
+    batch = max(50, int(2e7 / max(width, 1) / max(matrices, 1)))
+    where = [_positions_in(cols, t.cands) for t in tasks]
+    for start in range(0, len(everyone), batch):
+        ub = everyone[start : start + batch]
+        rows = [np.flatnonzero(np.isin(ub, t.users)) for t in tasks]
+        yield ub, list(zip(rows, where, strict=True))
+
+
+def _task_rows(scores: np.ndarray, rows: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    """A task's rows of a batch's scores, on its candidates only (a copy)."""
+    return scores[rows] if where is None else scores[np.ix_(rows, where)]
+
+
+def validations(tr: Trainer, names: list[str], tasks: list[Task]) -> list[blend.ValidationSet]:
+    """Pooled z-scores for several tasks, scoring each validation user once for all."""
+    cols = _columns(tasks)
+    items = tr.column_items(cols)
+    parts: list[list[blend.ValidationSet]] = [[] for _ in tasks]
+    for ub, per_task in _task_batches(tr, tasks, cols, len(names)):
+        scores = tr.signal_scores(ub, names, cols=cols, items=items)
+        for task, part, (mine, where) in zip(tasks, parts, per_task, strict=True):
+            if len(mine):
+                mats = [_task_rows(scores[s], mine, where) for s in names]
+                part.append(_task_part(tr, names, ub[mine], mats, task))
+    out = []
+    for task_parts in parts:
+        width = max(p.z.shape[2] for p in task_parts)
+        z = np.concatenate([_pad(p.z, width, -1e9) for p in task_parts])
+        relevant = np.concatenate([_pad(p.relevant, width, False) for p in task_parts])
+        n_rel = np.concatenate([p.n_relevant for p in task_parts])
+        out.append(blend.ValidationSet(names, z, relevant, n_rel, task_parts[0].ks))
+    return out
+
+
+def _task_view(
+    tr: Trainer, users: np.ndarray, task: Task
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, list[np.ndarray]]:
+    """(cells of the users' own training papers among the task's candidates, or None;
+    each user's held-out papers as candidate positions)."""
+    n = len(tr.paper_ids)
+    position = np.full(n, -1, dtype=np.int64)
+    cands = np.arange(n) if task.cands is None else task.cands
+    position[cands] = np.arange(len(cands))
+    seen = None
+    if task.exclude_seen:
+        rows = tr.R[users]
+        r = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
+        c = position[rows.indices]
+        seen = (r[c >= 0], c[c >= 0])
+    truth = []
+    for u in users:
+        pos = position[np.asarray(task.truth[int(u)], dtype=np.int64)]
+        truth.append(pos[pos >= 0])
+    return seen, truth
+
+
+def _task_part(
+    tr: Trainer, names: list[str], users: np.ndarray, mats: list[np.ndarray], task: Task
+) -> blend.ValidationSet:
+    """One task's pooled z-scores for a batch of its users (`mats`: their own copies)."""
+    seen, truth_cols = _task_view(tr, users, task)
+    excluded = None
+    if seen is not None:
+        excluded = np.zeros(mats[0].shape, dtype=bool)
+        excluded[seen] = True
+        for m in mats:
+            # The copies are this task's own: mask seen papers in place, not per pool.
+            m[seen] = -np.inf
+    pools = blend.pool_candidates(mats, max(task.ks), None)
+    return blend.build_validation(names, mats, pools, truth_cols, excluded, task.ks)
+
+
+def _variant_vectors(
+    tr: Trainer, signal: str, option: Any, cols: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(projection of a user's history, paper matrix of `cols` or all) for one variant of
+    a signal. Built straight from the content vectors, so trying one changes no state.
+    """
+    X = tr.items.dense if cols is None else tr.items.dense[cols]
+    if signal == "content":
+        mapping = tr.content_model.whitener(option)
+        return mapping, X @ mapping
+    return tr.imc_matrix(option), X
+
+
+def variant_score(tr: Trainer, signal: str, option: Any, tasks: list[Task]) -> float:
+    """Summed mean recall (over tuning depths) of one signal variant alone on every task.
+
+    One signal needs no pools or standardising: a held-out paper's rank is the number
+    of eligible papers that outscore it in the raw scores. Each user is scored once.
+    """
+    cols = _columns(tasks)
+    mapping, papers = _variant_vectors(tr, signal, option, cols)
+    totals = [np.zeros(0) for _ in tasks]
+    counts = [0 for _ in tasks]
+    for ub, per_task in _task_batches(tr, tasks, cols, 1):
+        history = np.asarray(tr.R[ub] @ tr.items.dense, dtype=np.float32)
+        raw_all = (history @ mapping) @ papers.T
+        for i, (task, (mine, where)) in enumerate(zip(tasks, per_task, strict=True)):
+            if not len(mine):
+                continue
+            raw = _task_rows(raw_all, mine, where)
+            part = _single_task_recall(tr, raw, ub[mine], task)
+            totals[i] = part if not len(totals[i]) else totals[i] + part
+            counts[i] += len(mine)
+    return float(sum(t.mean() / max(c, 1) for t, c in zip(totals, counts, strict=True) if len(t)))
+
+
+def _single_task_recall(tr: Trainer, raw: np.ndarray, users: np.ndarray, task: Task) -> np.ndarray:
+    """Summed recall at each tuning depth over a batch of one task's users (`raw`: their
+    scores on the task's candidates, a copy this may change)."""
+    ks = np.array(task.ks)
+    seen, targets = _task_view(tr, users, task)
+    if seen is not None:
+        raw[seen] = -np.inf
+    total = np.zeros(len(ks))
+    for j, t in enumerate(targets):
+        if len(t) == 0:
+            continue
+        mine = raw[j, t]
+        above = (raw[j][None, :] > mine[:, None]).sum(axis=1)
+        tied = (raw[j][None, :] == mine[:, None]).sum(axis=1)
+        # Random tie-breaking, as in the blend search.
+        chance = np.clip(ks[:, None] - above[None, :], 0, tied) / tied
+        total += chance.sum(axis=1) / len(t)
+    return total
