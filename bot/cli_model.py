@@ -147,10 +147,18 @@ def cmd_eval(args: argparse.Namespace, app: App) -> int:
     )
     embeddings = _embeddings(app, dataset.papers, dataset.name) if _needs_content(models) else None
     results = []
+    rankings: dict[str, dict[str, list[str]]] = {}
     for name in models:
         with app.err.status(f"{name}: fitting…") as status:
+            rankings[name] = {}
             result = evaluate_model(
-                name, dataset, embeddings, ks, log=lambda msg, s=status: s.update(msg)
+                name,
+                dataset,
+                embeddings,
+                ks,
+                diversify=args.diversify,
+                log=lambda msg, s=status: s.update(msg),
+                rankings=rankings[name] if args.rankings else None,
             )
         results.append(result)
         app.err.print(
@@ -173,6 +181,10 @@ def cmd_eval(args: argparse.Namespace, app: App) -> int:
     if args.plot:
         _plot(results, ks, Path(args.plot), f"recall@k on {dataset.name}")
         app.err.print(f"wrote {args.plot}")
+    if args.rankings:
+        Path(args.rankings).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.rankings).write_text(json.dumps(rankings, indent=1))
+        app.err.print(f"wrote {args.rankings}")
     return 0
 
 
@@ -188,8 +200,9 @@ def add_eval(sub: Any) -> None:
         "eval",
         help="offline evaluation: recall@k and nDCG@k of each model on a dataset",
         description="Fit each model on DIR/train.tsv and rank papers for every user with a "
-        "test paper (excluding their training papers; only DIR/candidates.txt when present). "
-        "Reports recall@k and nDCG@k per model with fit and scoring time.",
+        "test paper through the bot's own ranking path (excluding their training papers; "
+        "only DIR/candidates.txt when present). Reports recall@k and nDCG@k per model with "
+        "fit and scoring time.",
         epilog="example:\n  paperbot dataset citeulike ../shared/data/citeulike-a data/cvae-10 "
         "--split cvae-10\n  paperbot eval data/cvae-10 --json out/cvae-10.json --plot "
         "out/cvae-10.png",
@@ -203,7 +216,17 @@ def add_eval(sub: Any) -> None:
         default="hybrid,als,content,popularity",
         help=f"comma list from {', '.join(MODELS)} (default %(default)s)",
     )
+    p.add_argument(
+        "--diversify",
+        action="store_true",
+        help="rank as a digest does, with its diversity (MMR) on the first positions",
+    )
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.add_argument(
+        "--rankings",
+        metavar="OUT",
+        help="write each measured user's ranked paper ids (top max(k)) per model as JSON",
+    )
     p.add_argument("--plot", metavar="OUT.png", help="draw recall@k curves of all models")
     p.set_defaults(handler=cmd_eval)
 

@@ -148,6 +148,9 @@ def ingest_job(runtime: Runtime, kind: str) -> IngestReport | None:
         log.error("ingest %s: %s", report.source, report.error)
     else:
         log.info("ingest %s", report.summary())
+    if report.new and runtime.core is not None and runtime.core.service.state is None:
+        # The first papers of a new library: publish a model now, not at the next retrain.
+        retrain_job(runtime)
     return report
 
 
@@ -187,6 +190,9 @@ def add_chat_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> list[str]
         args=[runtime],
         executor="train",
         replace_existing=True,
+        # At once when the lease is taken: a library with no published model gets one
+        # (only this process trains; the others serve what it publishes).
+        next_run_time=datetime.now(UTC) + timedelta(seconds=1),
     )
     scheduler.add_job(
         digest_job,
@@ -203,12 +209,13 @@ def add_chat_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> list[str]
 
 
 def retrain_job(runtime: Runtime) -> bool:
-    """Refit the recommender if anyone's feedback changed since the last fit."""
+    """Fit and publish the recommender if none is published yet, or if feedback changed
+    (or the catalogue grew) since the last fit."""
     service = runtime.core.service
     try:
-        if not service.needs_training():
+        model = service.train_if_needed()
+        if model is None:
             return False
-        model = service.train()
     except Exception as exc:
         log.error("retrain failed: %s: %s", type(exc).__name__, first_line(exc))
         return False

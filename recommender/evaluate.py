@@ -82,11 +82,13 @@ def evaluate_model(
     diversify: bool = False,
     diversity_users: int = 1000,
     log: Callable[[str], None] | None = None,
+    rankings: dict[str, list[str]] | None = None,
 ) -> ModelResult:
     """Fit one model on the dataset's train split and measure it on its test split.
 
     Ranking goes through the bot's own path (`model.ranking.rank`), with the person's own
     training papers excluded, as in a digest; `diversify` applies the digest's MMR.
+    `rankings`, when given, receives each measured user's ranked paper ids.
     """
     say = log or (lambda _m: None)
     config = FitConfig(signals=MODELS[name])
@@ -111,6 +113,9 @@ def evaluate_model(
     for start in range(0, len(users), 1000):
         chunk = users[start : start + 1000]
         ranked = rank_for(model, chunk, cands, depth, diversify=diversify)
+        if rankings is not None:
+            for user, row in zip(chunk, ranked, strict=True):
+                rankings[user] = [cands.ids[j] for j in row if j >= 0]
         relevant = [np.array([position[p] for p in truth[u] if p in position]) for u in chunk]
         hits = hits_matrix(ranked, relevant)
         n_rel = np.array([max(1, len(r)) for r in relevant])

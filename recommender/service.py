@@ -101,7 +101,7 @@ class PaperService:
         self.follower = IndexFollower(store)
         self.index = self.follower.index
         self._feedback = FeedbackMatrix(store, self.weights.weight)
-        self._train_lock = threading.Lock()
+        self._train_lock = threading.RLock()
         self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._topics: OrderedDict[str, np.ndarray] = OrderedDict()
         self._explainers: dict[str, Explainer] = {}
@@ -274,6 +274,15 @@ class PaperService:
             embed_cached(
                 self.encoder, [paper_text(p) for p in papers], cache, progress=progress
             )
+
+    def train_if_needed(
+        self, progress: Callable[[str], None] | None = None
+    ) -> FittedState | None:
+        """`train` when `needs_training` (checked again once no other fit is running)."""
+        with self._train_lock:
+            if not self.needs_training():
+                return None
+            return self.train(progress)
 
     def train(self, progress: Callable[[str], None] | None = None) -> FittedState:
         """Fit a new model from the store, publish it to every process and serve it here."""

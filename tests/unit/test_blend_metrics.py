@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from recommender.model import blend
 from recommender.metrics import hits_matrix, intra_list_similarity, recall_ndcg, top_k
+from recommender.model import blend
 
 KS = (5, 10, 20, 50)
 
