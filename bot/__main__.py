@@ -383,6 +383,33 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
         out.print("No ingest runs yet.")
     if index_size is not None:
         out.print(f"Search index: {index_size} papers")
+    _print_slack_workspaces(app, store)
+
+
+def _print_slack_workspaces(app: App, store: Store) -> None:
+    """Slack workspaces that installed paperbot (install flow), and pending deletions."""
+    from bot.slack_install import RedisInstallationStore
+
+    workspaces = RedisInstallationStore(store).workspaces()
+    if not workspaces:
+        return
+    grace = app.settings.slack_uninstall_grace_days * 86400
+    installed = sum(w.installed for w in workspaces)
+    table = Table(
+        title=f"Slack workspaces: {installed} installed",
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for name in ("id", "name", "installed (UTC)", "status"):
+        table.add_column(name, no_wrap=True)
+    for w in workspaces:
+        if w.removed_at is None:
+            status = "installed (org-wide)" if w.org else "installed"
+        else:
+            status = f"uninstalled; data deleted after {_when(w.removed_at + grace)}"
+        table.add_row(w.id, w.name, _when(w.installed_at).removesuffix(" UTC"), status)
+    app.out.print(table)
 
 
 def cmd_stats(args: argparse.Namespace, app: App) -> int:
@@ -398,9 +425,9 @@ def add_stats(sub: Any) -> None:
     p = _add_command(
         sub,
         "stats",
-        help="papers stored, per source, last ingest runs, index size",
-        description="Show how many papers are stored, per source, the last ingest runs "
-        "and the size of the search index.",
+        help="papers stored, per source, last ingest runs, index size, Slack workspaces",
+        description="Show how many papers are stored, per source, the last ingest runs, "
+        "the size of the search index and the Slack workspaces that installed paperbot.",
     )
     p.set_defaults(handler=cmd_stats)
 
