@@ -71,6 +71,11 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _date(epoch: float) -> str:
+    """Epoch seconds as `2025-01-31` (UTC)."""
+    return datetime.fromtimestamp(epoch, UTC).date().isoformat()
+
+
 def _day(value: datetime | None) -> str:
     """A datetime as `2025-01-31`, or empty."""
     return value.astimezone(UTC).date().isoformat() if value else ""
@@ -401,14 +406,14 @@ def _print_slack_workspaces(app: App, store: Store) -> None:
         show_edge=False,
         pad_edge=False,
     )
-    for name in ("id", "name", "installed (UTC)", "status"):
+    for name in ("id", "name", "status (UTC)"):
         table.add_column(name, no_wrap=True)
     for w in workspaces:
         if w.removed_at is None:
-            status = "installed (org-wide)" if w.org else "installed"
+            status = f"installed {_date(w.installed_at)}" + (", org-wide" if w.org else "")
         else:
-            status = f"uninstalled; data deleted after {_when(w.removed_at + grace)}"
-        table.add_row(w.id, w.name, _when(w.installed_at).removesuffix(" UTC"), status)
+            status = f"uninstalled; data deleted after {_date(w.removed_at + grace)}"
+        table.add_row(w.id, w.name[:30], status)
     app.out.print(table)
 
 
