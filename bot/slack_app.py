@@ -63,6 +63,8 @@ from recommender.store import StoreUnavailable
 
 __all__ = [
     "EVENTS_PATH",
+    "INSTALL_PATH",
+    "REDIRECT_PATH",
     "SlackPort",
     "SlackRuntime",
     "SlackSetupError",
