@@ -338,6 +338,10 @@ async def test_a_reaction_in_one_workspace_never_shows_in_another(
     for user in ("UA7", "UA8", "UA9"):
         event = reaction_event("+1", "CA1", card_a.reply["ts"], user=user)
         assert await paperbot.event(event, team=A.team_id) == 200
+    # Someone from B reacting on A's message (a shared channel) is not one of A's readers.
+    event = reaction_event("+1", "CA1", card_a.reply["ts"], user="UB5")
+    assert await paperbot.event(event, team=B.team_id) == 200
+    assert store.user_feedback(f"slack:{B.team_id}:UB5") == {}
     assert store.likers([paper]) == {
         paper: {f"slack:{A.team_id}:{u}" for u in ("UA7", "UA8", "UA9")}
     }
