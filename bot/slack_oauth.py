@@ -150,17 +150,30 @@ class _Authorize(AsyncInstallationStoreAuthorize):
         result = await super().__call__(**kwargs)
         if result is None:
             where = kwargs.get("team_id") or kwargs.get("enterprise_id") or "an unknown workspace"
+            store = getattr(self.installation_store, "store", None)
+            try:
+                # Bolt reads a failed lookup as "not installed"; tell the two apart in the log.
+                if store is not None:
+                    await asyncio.to_thread(store.ping)
+            except StoreUnavailable as exc:
+                log.error("slack: a request from %s was ignored: %s", where, exc)
+                return None
             log.warning("slack: a request from %s, which has no installation, was ignored", where)
         return result
 
 
 def not_installed_message(redirect_uri: str | None) -> str:
     """What a person in a workspace without an installation reads after a command."""
-    text = "paperbot is not installed in this workspace (any more), so nothing was done."
+    text = (
+        "paperbot could not find its installation in this workspace, so nothing was done. "
+        "If it was removed, a workspace admin can add it again"
+    )
     if redirect_uri:
         parts = urllib.parse.urlsplit(redirect_uri)
-        return f"{text} A workspace admin can add it again: {parts.scheme}://{parts.netloc}{INSTALL_PATH}"
-    return f"{text} A workspace admin can add it again from paperbot's install page."
+        text += f": {parts.scheme}://{parts.netloc}{INSTALL_PATH}"
+    else:
+        text += " from paperbot's install page"
+    return text + "; otherwise, please try again in a minute."
 
 
 def oauth_settings(

@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import re
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -22,6 +23,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bot.config import load_settings
 from bot.core import BotCore
@@ -491,7 +495,7 @@ async def test_events_and_commands_of_a_workspace_without_installation(
     assert fake.of("chat.postEphemeral") == []
     assert store.once("slack:event:" + f"Ev{id(paperbot) % 10000}{paperbot.events:06d}", 60)
     messages = await paperbot.command(fake, "subscribe", team="TZZZ", user="UZ1")
-    assert "paperbot is not installed in this workspace" in json.dumps(messages)
+    assert "could not find its installation in this workspace" in json.dumps(messages)
     assert store.subscriptions() == []
     assert fake.of("users.info") == []
 
@@ -697,7 +701,7 @@ async def test_two_replicas_serve_the_same_installations(store: Store, fake: Fak
         assert await uninstalled(one, fake, A) == 200
         assert not two.runtime.chat_port.serves(A.team_id)
         messages = await two.command(fake, "settings", team=A.team_id, user="UA1")
-        assert "not installed in this workspace" in json.dumps(messages)
+        assert "could not find its installation" in json.dumps(messages)
         fresh_papers(store, "Later")
         assert list(await one.core.delivery.run_due(due_time(2))) == [f"dm:slack:{B.team_id}:UB1"]
         assert list(await two.core.delivery.run_due(due_time(3))) == [f"dm:slack:{B.team_id}:UB1"]
@@ -818,3 +822,31 @@ def test_the_install_flow_needs_all_three_settings(store: Store) -> None:
     paths = {r.resource.canonical for r in single.web_app.router.routes()}
     assert INSTALL_PATH not in paths and REDIRECT_PATH not in paths
     assert slack_configured(install_settings(fake))
+
+
+async def test_unreachable_redis_is_not_mistaken_for_an_uninstall(
+    paperbot: Replica, fake: FakeSlack, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Redis down no token can be found: the log says Redis, not "no installation", and
+    the person is asked to try again."""
+    await install(paperbot, fake, A)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = Store(
+        redis.Redis(port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)),
+        where=f"127.0.0.1:{port}",
+    )
+    installs = paperbot.runtime.installs
+    assert installs is not None
+    installs.store, installs.r = dead, dead.r
+    caplog.set_level(logging.INFO)
+    try:
+        messages = await paperbot.command(fake, "settings", team=A.team_id, user="UA1")
+    finally:
+        installs.store, installs.r = store, store.r
+        dead.close()
+    assert "try again in a minute" in json.dumps(messages)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "cannot reach Redis" in errors[0] and A.team_id in errors[0]
+    assert not any("no installation" in r.getMessage() for r in caplog.records)

@@ -56,5 +56,5 @@ def test_failure_pages_explain_and_escape() -> None:
 def test_not_installed_message_points_at_the_install_page() -> None:
     """With the public redirect URL known, the install page's URL is given."""
     message = not_installed_message("https://bot.example.org/slack/oauth_redirect")
-    assert message.endswith("https://bot.example.org/slack/install")
+    assert "add it again: https://bot.example.org/slack/install;" in message
     assert "install page" in not_installed_message(None)
