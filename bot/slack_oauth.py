@@ -146,20 +146,31 @@ class _Authorize(AsyncInstallationStoreAuthorize):
     """Bolt's authorize step (token lookup and rotation), naming a workspace it cannot serve."""
 
     async def __call__(self, **kwargs: Any) -> AuthorizeResult | None:
-        """Bolt's result; a request with no installation behind it gets one log line."""
+        """Bolt's result; a request it cannot serve gets one log line saying why."""
         result = await super().__call__(**kwargs)
-        if result is None:
-            where = kwargs.get("team_id") or kwargs.get("enterprise_id") or "an unknown workspace"
-            store = getattr(self.installation_store, "store", None)
-            try:
-                # Bolt reads a failed lookup as "not installed"; tell the two apart in the log.
-                if store is not None:
-                    await asyncio.to_thread(store.ping)
-            except StoreUnavailable as exc:
-                log.error("slack: a request from %s was ignored: %s", where, exc)
-                return None
+        if result is not None:
+            return result
+        where = kwargs.get("team_id") or kwargs.get("enterprise_id") or "an unknown workspace"
+        context = kwargs.get("context")
+        try:
+            # Bolt reads a failed lookup as "not installed": look again to tell them apart.
+            bot = await self.installation_store.async_find_bot(
+                enterprise_id=kwargs.get("enterprise_id"),
+                team_id=kwargs.get("team_id"),
+                is_enterprise_install=getattr(context, "is_enterprise_install", False),
+            )
+        except StoreUnavailable as exc:
+            log.error("slack: a request from %s was ignored: %s", where, exc)
+            return None
+        if bot is None:
             log.warning("slack: a request from %s, which has no installation, was ignored", where)
-        return result
+        else:
+            log.error(
+                "slack: a request from %s was ignored: Slack refused its token, or the token "
+                "could not be refreshed",
+                where,
+            )
+        return None
 
 
 def not_installed_message(redirect_uri: str | None) -> str:

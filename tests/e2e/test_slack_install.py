@@ -850,3 +850,21 @@ async def test_unreachable_redis_is_not_mistaken_for_an_uninstall(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "cannot reach Redis" in errors[0] and A.team_id in errors[0]
     assert not any("no installation" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_token_slack_refuses_is_logged_as_such(
+    paperbot: Replica, fake: FakeSlack, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The uninstall event never arrived but Slack revoked the token: requests are ignored
+    with a line saying the token was refused; the digest waits, its owner is not spammed."""
+    await install(paperbot, fake, A)
+    await paperbot.command(fake, "subscribe channel", team=A.team_id, user="UA1", channel="CA1")
+    fake.revoke(A.team_id)
+    caplog.set_level(logging.INFO)
+    messages = await paperbot.command(fake, "settings", team=A.team_id, user="UA1")
+    assert "could not find its installation" in json.dumps(messages)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and "Slack refused its token" in errors[0]
+    results = await paperbot.core.delivery.run_due(due_time())
+    assert results == {f"channel:slack:{A.team_id}:CA1": "retry"}
+    assert fake.of("chat.postMessage") == []
