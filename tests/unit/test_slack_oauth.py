@@ -1,4 +1,4 @@
-"""Install-flow helpers: log redaction, error pages, the not-installed message."""
+"""The install flow's small parts: log redaction, error pages, the not-installed message."""
 
 from __future__ import annotations
 
