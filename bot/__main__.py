@@ -71,6 +71,11 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _date(epoch: float) -> str:
+    """Epoch seconds as `2025-01-31` (UTC)."""
+    return datetime.fromtimestamp(epoch, UTC).date().isoformat()
+
+
 def _day(value: datetime | None) -> str:
     """A datetime as `2025-01-31`, or empty."""
     return value.astimezone(UTC).date().isoformat() if value else ""
@@ -383,6 +388,33 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
         out.print("No ingest runs yet.")
     if index_size is not None:
         out.print(f"Search index: {index_size} papers")
+    _print_slack_workspaces(app, store)
+
+
+def _print_slack_workspaces(app: App, store: Store) -> None:
+    """Slack workspaces that installed paperbot (install flow), and pending deletions."""
+    from bot.slack_install import RedisInstallationStore
+
+    workspaces = RedisInstallationStore(store).workspaces()
+    if not workspaces:
+        return
+    grace = app.settings.slack_uninstall_grace_days * 86400
+    installed = sum(w.installed for w in workspaces)
+    table = Table(
+        title=f"Slack workspaces: {installed} installed",
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for name in ("id", "name", "status (UTC)"):
+        table.add_column(name, no_wrap=True)
+    for w in workspaces:
+        if w.removed_at is None:
+            status = f"installed {_date(w.installed_at)}" + (", org-wide" if w.org else "")
+        else:
+            status = f"uninstalled; data deleted after {_date(w.removed_at + grace)}"
+        table.add_row(w.id, w.name[:30], status)
+    app.out.print(table)
 
 
 def cmd_stats(args: argparse.Namespace, app: App) -> int:
@@ -398,9 +430,9 @@ def add_stats(sub: Any) -> None:
     p = _add_command(
         sub,
         "stats",
-        help="papers stored, per source, last ingest runs, index size",
-        description="Show how many papers are stored, per source, the last ingest runs "
-        "and the size of the search index.",
+        help="papers stored, per source, last ingest runs, index size, Slack workspaces",
+        description="Show how many papers are stored, per source, the last ingest runs, "
+        "the size of the search index and the Slack workspaces that installed paperbot.",
     )
     p.set_defaults(handler=cmd_stats)
 

@@ -80,13 +80,19 @@ def _platforms(app: App, core: BotCore) -> list[Any]:
     """The chat adapters the configuration asks for (tokens present)."""
     settings = app.settings
     runtimes: list[Any] = []
-    if settings.slack_bot_token or settings.slack_signing_secret or settings.slack_app_token:
+    if (
+        settings.slack_bot_token
+        or settings.slack_signing_secret
+        or settings.slack_app_token
+        or settings.slack_install_flow
+    ):
         from bot.slack_app import build_slack, slack_configured
 
         if not slack_configured(settings):
             raise CommandError(
                 "Slack needs SLACK_BOT_TOKEN plus SLACK_SIGNING_SECRET (HTTP) or "
-                "SLACK_APP_TOKEN (Socket Mode)",
+                "SLACK_APP_TOKEN (Socket Mode); or, for many workspaces, SLACK_CLIENT_ID, "
+                "SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET without SLACK_APP_TOKEN",
                 code=2,
             )
         runtimes.append(build_slack(core, settings))
@@ -149,7 +155,10 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
         runtime = app.runtime(index=service.index)
         runtime.core = core
         has_chat = bool(
-            settings.slack_bot_token or settings.slack_app_token or settings.discord_token
+            settings.slack_bot_token
+            or settings.slack_app_token
+            or settings.slack_install_flow
+            or settings.discord_token
         )
         # Chat answers are many small products: one BLAS thread each is much faster than
         # waking a pool for every one of them.

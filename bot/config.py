@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # The install flow ("Add to Slack") for many workspaces, used when no bot token is set.
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
+    slack_redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
+    slack_uninstall_grace_days: int = Field(30, validation_alias="SLACK_UNINSTALL_GRACE_DAYS")
     http_host: str = Field("127.0.0.1", validation_alias="PAPERBOT_HTTP_HOST")
     http_port: int = Field(3000, validation_alias="PAPERBOT_HTTP_PORT")
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
@@ -208,6 +213,30 @@ class Settings(BaseSettings):
         """Base URLs must be absolute http(s)."""
         return _check_http_url(value) or value
 
+    @field_validator("slack_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        """Slack client ids are digits and dots (`1234567890.0987654321`)."""
+        if value is not None and not re.match(r"^[0-9]+\.[0-9]+$", value.strip()):
+            raise ValueError(
+                "expected the Client ID from the app's Basic Information page, like 123.456"
+            )
+        return value.strip() if value else value
+
+    @field_validator("slack_redirect_uri")
+    @classmethod
+    def _redirect(cls, value: str | None) -> str | None:
+        """Slack only redirects to the exact URL registered for the app: an absolute one."""
+        return _check_http_url(value)
+
+    @field_validator("slack_uninstall_grace_days")
+    @classmethod
+    def _grace(cls, value: int) -> int:
+        """Whole days from 0 (delete at the next purge) to ten years."""
+        if not 0 <= value <= 3650:
+            raise ValueError(f"expected 0 to 3650 days, got {value}")
+        return value
+
     @field_validator("discord_gateway_url")
     @classmethod
     def _gateway(cls, value: str | None) -> str | None:
@@ -229,6 +258,13 @@ class Settings(BaseSettings):
     def redis_dsn(self) -> str | None:
         """The Redis URL in clear, for connecting only (never log it)."""
         return self.redis_url.get_secret_value() if self.redis_url else None
+
+    @property
+    def slack_install_flow(self) -> bool:
+        """Whether Slack runs for many workspaces (client id and secret, no single bot token)."""
+        return self.slack_bot_token is None and bool(
+            self.slack_client_id or self.slack_client_secret
+        )
 
     @property
     def log_level_number(self) -> int:

@@ -30,6 +30,13 @@ def target_of(sub: Subscription) -> Target:
     return Target(sub.platform, sub.workspace, sub.kind, sub.target)
 
 
+def serves(port: ChatPort, workspace: str) -> bool:
+    """Whether a port can deliver to `workspace` now; a port may say no through an optional
+    `serves(workspace)` (Slack for many workspaces: not after an uninstall)."""
+    check = getattr(port, "serves", None)
+    return check is None or bool(check(workspace))
+
+
 class Delivery:
     """Runs due digests through the right platform adapter."""
 
@@ -43,7 +50,8 @@ class Delivery:
         out = []
         for record in self.store.subscriptions():
             sub = Subscription.from_dict(record)
-            if sub.platform not in self.ports:
+            port = self.ports.get(sub.platform)
+            if port is None or not serves(port, sub.workspace):
                 continue
             slot = due(sub, now)
             if slot is not None:

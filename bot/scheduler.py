@@ -173,8 +173,10 @@ def build_scheduler(runtime: Runtime, *, run_now: bool = True) -> BackgroundSche
 
 RETRAIN_JOB = "retrain"
 DIGEST_JOB = "digests"
+SLACK_PURGE_JOB = "slack-purge"
 RETRAIN_MINUTES = 30
 DIGEST_TICK_SECONDS = 60
+SLACK_PURGE_MINUTES = 60
 
 
 def add_chat_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> list[str]:
@@ -205,7 +207,31 @@ def add_chat_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> list[str]
         replace_existing=True,
         next_run_time=datetime.now(UTC) + timedelta(seconds=5),
     )
-    return [RETRAIN_JOB, DIGEST_JOB]
+    if not runtime.settings.slack_install_flow:
+        return [RETRAIN_JOB, DIGEST_JOB]
+    # Many Slack workspaces: delete the data of those uninstalled longer than the grace period.
+    scheduler.add_job(
+        slack_purge_job,
+        "interval",
+        minutes=SLACK_PURGE_MINUTES,
+        id=SLACK_PURGE_JOB,
+        name="delete data of uninstalled Slack workspaces",
+        args=[runtime],
+        executor="train",
+        replace_existing=True,
+    )
+    return [RETRAIN_JOB, DIGEST_JOB, SLACK_PURGE_JOB]
+
+
+def slack_purge_job(runtime: Runtime, now: float | None = None) -> dict[str, int]:
+    """Delete the data of Slack workspaces past their uninstall grace period; never raises."""
+    from bot.slack_purge import purge_due
+
+    try:
+        return purge_due(runtime.store, runtime.settings.slack_uninstall_grace_days, now)
+    except Exception as exc:
+        log.error("slack purge failed: %s: %s", type(exc).__name__, first_line(exc))
+        return {}
 
 
 def retrain_job(runtime: Runtime) -> bool:

@@ -4,6 +4,10 @@ One Request URL (`/slack/events`) takes slash commands, button clicks and events
 mode; Socket Mode is used instead when an app-level token is configured. Every request
 is acknowledged first and answered afterwards (through `response_url` or the Web API), so
 ranking never runs into Slack's 3-second deadline.
+
+With one bot token the app serves one workspace. With a client id and secret instead it
+serves every workspace that installs it through `/slack/install` (Bolt's OAuth flow, see
+`bot.slack_oauth`): each request, digest and App Home uses its own workspace's token.
 """
 
 from __future__ import annotations
@@ -44,10 +48,23 @@ from bot.ports import (
     Sent,
     Target,
 )
+from bot.slack_install import RedisInstallationStore, RedisOAuthStateStore
+from bot.slack_oauth import (
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    InstallConfig,
+    RedactSecrets,
+    WorkspaceClients,
+    failure_page,
+    not_installed_message,
+    oauth_settings,
+)
 from recommender.store import StoreUnavailable
 
 __all__ = [
     "EVENTS_PATH",
+    "INSTALL_PATH",
+    "REDIRECT_PATH",
     "SlackPort",
     "SlackRuntime",
     "SlackSetupError",
@@ -59,6 +76,7 @@ __all__ = [
     "digest_intro_message",
     "escape",
     "home_view",
+    "install_config",
     "reply_messages",
     "slack_configured",
     "start_slack_thread",
@@ -400,13 +418,33 @@ def split_key(message_key: str) -> tuple[str, str]:
 
 
 class SlackPort:
-    """Digests and notices through the Slack Web API (one message per paper)."""
+    """Digests and notices through the Slack Web API (one message per paper).
+
+    With one bot token every call uses `client`; with many workspaces, `workspaces` hands
+    out each workspace's own client and says which workspaces have paperbot installed.
+    """
 
     platform = "slack"
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient | None = None, *, workspaces: WorkspaceClients | None = None
+    ) -> None:
+        if client is None and workspaces is None:
+            raise ValueError("SlackPort needs a client or per-workspace clients")
         self.client = client
-        self._dm: dict[str, str] = {}
+        self.workspaces = workspaces
+        self._dm: dict[tuple[str, str], str] = {}
+
+    def serves(self, workspace: str) -> bool:
+        """Whether digests for `workspace` can go out now (it has paperbot installed)."""
+        return self.workspaces is None or self.workspaces.serves(workspace)
+
+    async def client_for(self, workspace: str) -> AsyncWebClient:
+        """The client that speaks for `workspace` (DeliveryError when it has none)."""
+        if self.workspaces is not None:
+            return await self.workspaces.client_for(workspace)
+        assert self.client is not None
+        return self.client
 
     async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run one Web API call, mapping every failure to a DeliveryError."""
@@ -417,22 +455,29 @@ class SlackPort:
         except NETWORK_ERRORS as exc:
             raise delivery_error(exc, what) from None
 
-    async def channel_for(self, target: Target) -> str:
+    async def channel_for(self, target: Target, client: AsyncWebClient | None = None) -> str:
         """The channel to post to: the channel itself, or the DM channel with the person."""
         if target.kind != "dm":
             return target.id
-        cached = self._dm.get(target.id)
+        cached = self._dm.get((target.workspace, target.id))
         if cached:
             return cached
+        api = client or await self.client_for(target.workspace)
         response = await self._call(
-            "conversations.open", lambda: self.client.conversations_open(users=target.id)
+            "conversations.open", lambda: api.conversations_open(users=target.id)
         )
         channel = str(response["channel"]["id"])
-        self._dm[target.id] = channel
+        self._dm[(target.workspace, target.id)] = channel
         return channel
 
-    async def _post(self, channel: str, message: dict[str, Any], thread: str | None = None) -> str:
-        """Post one message; returns its ts."""
+    async def _post(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        message: dict[str, Any],
+        thread: str | None = None,
+    ) -> str:
+        """Post one message with `client` (the workspace's token); returns its ts."""
         kwargs: dict[str, Any] = {
             "channel": channel,
             "text": message["text"],
@@ -442,45 +487,53 @@ class SlackPort:
         }
         if thread:
             kwargs["thread_ts"] = thread
-        response = await self._call(
-            "chat.postMessage", lambda: self.client.chat_postMessage(**kwargs)
-        )
+        response = await self._call("chat.postMessage", lambda: client.chat_postMessage(**kwargs))
         return str(response["ts"])
 
     async def post_intro(self, target: Target, digest: Digest) -> Sent:
         """Post a digest's intro; its key is the thread the papers go under (in channels)."""
-        channel = await self.channel_for(target)
-        ts = await self._post(channel, digest_intro_message(digest))
+        client = await self.client_for(target.workspace)
+        channel = await self.channel_for(target, client)
+        ts = await self._post(client, channel, digest_intro_message(digest))
         return Sent(f"slack:{channel}:{ts}", None)
 
     async def post_card(
         self, target: Target, digest: Digest, card: PaperCard, thread: str | None
     ) -> Sent:
         """Post one paper: in the intro's thread for channels, top level in a DM."""
-        channel = await self.channel_for(target)
+        client = await self.client_for(target.workspace)
+        channel = await self.channel_for(target, client)
         thread_ts = None
         if target.kind != "dm" and thread:
             thread_channel, thread_ts = split_key(thread)
             if thread_channel != channel:
                 thread_ts = None
-        ts = await self._post(channel, digest_card_message(card), thread_ts)
+        ts = await self._post(client, channel, digest_card_message(card), thread_ts)
         return Sent(f"slack:{channel}:{ts}", card.paper_id)
 
     async def send_text(self, target: Target, text: str) -> None:
         """Post a plain notice (escaped)."""
-        channel = await self.channel_for(target)
+        client = await self.client_for(target.workspace)
+        channel = await self.channel_for(target, client)
         blocks = [_section(c) for c in _chunks(escape(text))][:MAX_BLOCKS]
-        await self._post(channel, {"text": _fallback(text), "blocks": blocks})
+        await self._post(client, channel, {"text": _fallback(text), "blocks": blocks})
 
 
 # -- the Bolt app -----------------------------------------------------------------------------
 
 
-def make_client(token: str, base_url: str) -> AsyncWebClient:
+# The Web API client writes whole request and response bodies at DEBUG whenever its logger's
+# own level allows; for oauth.v2.access those hold the client secret and fresh tokens.
+_WEB_LOG = logging.getLogger(f"{__name__}.web")
+_WEB_LOG.setLevel(logging.INFO)
+
+
+def make_client(token: str | None, base_url: str) -> AsyncWebClient:
     """A Web API client that waits out 429s (Retry-After) and retries dropped connections."""
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
+        logger=_WEB_LOG,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -514,44 +567,83 @@ def _is_dm_channel(channel: str | None) -> bool:
     return bool(channel) and str(channel).startswith("D")
 
 
+# Bolt's logger: its "token will be unused" notice is noise here (the client's token wins), and
+# its OAuth messages quote install codes, so every record is redacted.
+_BOLT_LOG = logging.getLogger(f"{__name__}.bolt")
+_BOLT_LOG.addFilter(lambda record: "will be unused" not in record.getMessage())
+# Bolt's line for a request without an installation names no workspace; ours does.
+_BOLT_LOG.addFilter(lambda record: not record.getMessage().startswith("Although the app should"))
+_BOLT_LOG.addFilter(RedactSecrets())
+
+
 class SlackRuntime:
-    """The Bolt app, its listeners and its server (HTTP or Socket Mode) for one BotCore."""
+    """The Bolt app, its listeners and its server (HTTP or Socket Mode) for one BotCore.
+
+    `bot_token` serves one workspace; `install` (client id and secret) instead serves every
+    workspace that installs the app, each with its own token from Redis.
+    """
 
     def __init__(
         self,
         core: BotCore,
         *,
-        bot_token: str,
+        bot_token: str | None,
         signing_secret: str | None,
         app_token: str | None = None,
         api_url: str = "https://slack.com/api/",
         host: str = "127.0.0.1",
         port: int = 3000,
         verify_token: bool = True,
+        install: InstallConfig | None = None,
     ) -> None:
+        if install is None and not bot_token:
+            raise SlackSetupError("SLACK_BOT_TOKEN is not set")
         self.core = core
         self.host = host
         self.requested_port = port
         self.bound_port: int | None = None
-        self.verify_token = verify_token
+        self.verify_token = verify_token and install is None
         self.api_url = api_url
         self.mode = "socket" if app_token else "http"
         self._app_token = app_token
-        self.client = make_client(bot_token, api_url)
-        bolt_log = logging.getLogger(f"{__name__}.bolt")
-        # Bolt reads SLACK_BOT_TOKEN itself and warns that the client's token wins; it does.
-        bolt_log.addFilter(lambda record: "will be unused" not in record.getMessage())
-        self.app = AsyncApp(
-            client=self.client,
-            signing_secret=signing_secret or "",
-            logger=bolt_log,
-            # A request path that is not ours gets a 404 rather than an exception.
-            raise_error_for_unhandled_request=False,
-        )
-        self.chat_port = SlackPort(self.client)
+        self.install = install
+        self.client = make_client(None if install else bot_token, api_url)
+        self.installs: RedisInstallationStore | None = None
+        if install is None:
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=signing_secret or "",
+                logger=_BOLT_LOG,
+                # A request path that is not ours gets a 404 rather than an exception.
+                raise_error_for_unhandled_request=False,
+            )
+            self.chat_port = SlackPort(self.client)
+        else:
+            self.installs = RedisInstallationStore(core.store, logger=_BOLT_LOG)
+            states = RedisOAuthStateStore(
+                core.store, expiration_seconds=install.state_seconds, logger=_BOLT_LOG
+            )
+            settings, authorize = oauth_settings(
+                install, self.installs, states, client=self.client, logger=_BOLT_LOG
+            )
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=signing_secret or "",
+                logger=_BOLT_LOG,
+                raise_error_for_unhandled_request=False,
+                oauth_settings=settings,
+                authorize=authorize,
+                user_facing_authorize_error_message=not_installed_message(install.redirect_uri),
+            )
+            self.chat_port = SlackPort(
+                workspaces=WorkspaceClients(self.installs, self.client, install)
+            )
         self.tz = _TimezoneCache()
         self.web_app = web.Application(client_max_size=1024 * 1024)
         self.web_app.router.add_post(EVENTS_PATH, self._http_request)
+        if install is not None:
+            self.web_app.router.add_get(INSTALL_PATH, self._oauth_request)
+            self.web_app.router.add_get(REDIRECT_PATH, self._oauth_request)
         self.web_app.router.add_get("/healthz", self._health)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -611,6 +703,15 @@ class SlackRuntime:
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = int(sockets[0].getsockname()[1]) if sockets else self.requested_port
         log.info("slack: listening on http://%s:%s%s", self.host, self.bound_port, EVENTS_PATH)
+        if self.installs is not None:
+            installed = sum(w.installed for w in await asyncio.to_thread(self.installs.workspaces))
+            log.info(
+                "slack: %d workspace(s) installed; others add paperbot at http://%s:%s%s",
+                installed,
+                self.host,
+                self.bound_port,
+                INSTALL_PATH,
+            )
         return self.bound_port
 
     async def _start_socket(self) -> None:
@@ -691,6 +792,24 @@ class SlackRuntime:
         bolt_response: BoltResponse = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
+    async def _oauth_request(self, request: web.Request) -> web.Response:
+        """`/slack/install` (the Add to Slack page) and `/slack/oauth_redirect`, by Bolt's flow."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        try:
+            if request.path == flow.install_path:
+                bolt_response = await flow.handle_installation(bolt_request)
+            else:
+                bolt_response = await flow.handle_callback(bolt_request)
+        except StoreUnavailable as exc:
+            log.error("slack: install page failed: %s", exc)
+            return _page(503, failure_page("storage_error"))
+        except NETWORK_ERRORS as exc:
+            log.error("slack: install failed: cannot reach Slack (%s)", type(exc).__name__)
+            return _page(502, failure_page("slack_unreachable"))
+        return await to_aiohttp_response(bolt_response)
+
     async def _health(self, request: web.Request) -> web.Response:
         """Liveness for load balancers."""
         return web.Response(text="ok")
@@ -701,6 +820,10 @@ class SlackRuntime:
         """Attach the middleware and listeners to the Bolt app."""
         app = self.app
         app.middleware(self._dedupe_events)
+        if self.installs is not None:
+            app.middleware(self._note_org_workspace)
+            app.event("app_uninstalled")(self._on_uninstalled)
+            app.event("tokens_revoked")(self._on_tokens_revoked)
         app.command(COMMAND)(self._on_command)
         app.action(re.compile(f"^{ACTION_PREFIX}"))(self._on_button)
         app.event("reaction_added")(self._on_reaction_added)
@@ -723,13 +846,35 @@ class SlackRuntime:
                 return BoltResponse(status=200, body="")
         return await next()
 
-    async def _timezone(self, team: str, user: str) -> str | None:
+    async def _note_org_workspace(
+        self, body: dict, context: Any, next: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Remember which org serves a workspace of an org-wide install (digests need it)."""
+        enterprise = context.enterprise_id
+        team = _workspace_of(body)
+        if context.is_enterprise_install and enterprise and team and self.installs is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await asyncio.to_thread(self.installs.note_org_team, team, enterprise)
+        return await next()
+
+    async def _on_uninstalled(self, context: Any) -> None:
+        """Bolt's own handler deletes the workspace's tokens through the installation store,
+        which records the uninstall: digests stop, data goes after the grace period."""
+        async with self._tracked():
+            await self.app.default_app_uninstalled_event_listener()(context=context)
+
+    async def _on_tokens_revoked(self, event: dict, context: Any) -> None:
+        """Bolt's own handler: a revoked bot token is an uninstall for paperbot's purposes."""
+        async with self._tracked():
+            await self.app.default_tokens_revoked_event_listener()(event=event, context=context)
+
+    async def _timezone(self, client: AsyncWebClient, team: str, user: str) -> str | None:
         """A person's timezone from users.info (cached)."""
         known, tz = self.tz.get(team, user)
         if known:
             return tz
         try:
-            response = await self.client.users_info(user=user)
+            response = await client.users_info(user=user)
         except (SlackApiError, *NETWORK_ERRORS) as exc:
             log.warning("slack: users.info failed for a user: %s", type(exc).__name__)
             self.tz.put(team, user, None, TZ_MISS_TTL)
@@ -738,7 +883,7 @@ class SlackRuntime:
         self.tz.put(team, user, tz, self.tz.ttl)
         return tz
 
-    async def _on_command(self, ack: Any, body: dict) -> None:
+    async def _on_command(self, ack: Any, body: dict, client: AsyncWebClient) -> None:
         """`/papers …`: ack at once, answer through response_url."""
         async with self._tracked():
             await ack()
@@ -751,7 +896,7 @@ class SlackRuntime:
                 user=user,
                 channel=channel,
                 user_name=str(body.get("user_name") or ""),
-                timezone=await self._timezone(team, user),
+                timezone=await self._timezone(client, team, user),
                 is_dm=body.get("channel_name") == "directmessage" or _is_dm_channel(channel),
             )
             reply = await self.core.answer_async(ctx, unescape(body.get("text")))
@@ -783,7 +928,7 @@ class SlackRuntime:
         if status >= 300:
             log.warning("slack: response_url refused the answer (HTTP %s)", status)
 
-    async def _on_button(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_button(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
         """A 👍 🔖 👎 🔇 click: record it for the clicker and tell only them."""
         async with self._tracked():
             await ack()
@@ -807,7 +952,7 @@ class SlackRuntime:
             )
             if container.get("type") == "view" or not body.get("response_url"):
                 # A click in App Home: show the new state of the tab instead of a message.
-                await self._publish_home(team, user)
+                await self._publish_home(client, team, user)
                 return
             await self._respond(
                 body,
@@ -816,15 +961,17 @@ class SlackRuntime:
                 response_type="ephemeral",
             )
 
-    async def _on_reaction_added(self, body: dict, event: dict) -> None:
+    async def _on_reaction_added(self, body: dict, event: dict, client: AsyncWebClient) -> None:
         """A reaction on a paper message counts as feedback."""
-        await self._reaction(body, event, removed=False)
+        await self._reaction(body, event, client, removed=False)
 
-    async def _on_reaction_removed(self, body: dict, event: dict) -> None:
+    async def _on_reaction_removed(self, body: dict, event: dict, client: AsyncWebClient) -> None:
         """Taking a reaction back takes the feedback back."""
-        await self._reaction(body, event, removed=True)
+        await self._reaction(body, event, client, removed=True)
 
-    async def _reaction(self, body: dict, event: dict, *, removed: bool) -> None:
+    async def _reaction(
+        self, body: dict, event: dict, client: AsyncWebClient, *, removed: bool
+    ) -> None:
         """Map the reacted message to its paper and tell the reactor (only them) what changed."""
         async with self._tracked():
             item = event.get("item") or {}
@@ -846,7 +993,7 @@ class SlackRuntime:
             if not text:
                 return
             try:
-                await self.client.chat_postEphemeral(
+                await client.chat_postEphemeral(
                     channel=channel,
                     user=user,
                     text=_fallback(text),
@@ -855,25 +1002,36 @@ class SlackRuntime:
             except (SlackApiError, *NETWORK_ERRORS) as exc:
                 log.info("slack: could not confirm a reaction: %s", type(exc).__name__)
 
-    async def _on_home(self, body: dict, event: dict) -> None:
+    async def _on_home(self, body: dict, event: dict, client: AsyncWebClient) -> None:
         """Opening the App Home tab shows settings and saved papers."""
         async with self._tracked():
             if event.get("tab", "home") != "home":
                 return
             team = str(body.get("team_id") or "")
-            await self._publish_home(team, str(event.get("user") or ""))
+            await self._publish_home(client, team, str(event.get("user") or ""))
 
-    async def _publish_home(self, team: str, user: str) -> None:
-        """Render and publish one person's App Home."""
+    async def _publish_home(self, client: AsyncWebClient, team: str, user: str) -> None:
+        """Render and publish one person's App Home (with the workspace's own token)."""
         if not user:
             return
         ctx = Context(platform="slack", workspace=team, user=user, is_dm=True)
         settings = await self.core.answer_async(ctx, "settings")
         saved = await self.core.answer_async(ctx, "saved")
         try:
-            await self.client.views_publish(user_id=user, view=home_view(settings, saved))
+            await client.views_publish(user_id=user, view=home_view(settings, saved))
         except (SlackApiError, *NETWORK_ERRORS) as exc:
             log.warning("slack: views.publish failed: %s", type(exc).__name__)
+
+
+def _workspace_of(body: dict) -> str:
+    """The workspace a request comes from (commands, events and clicks name it differently)."""
+    team = body.get("team_id") or (body.get("team") or {}).get("id")
+    return str(team or (body.get("user") or {}).get("team_id") or "")
+
+
+def _page(status: int, body: str) -> web.Response:
+    """An HTML page."""
+    return web.Response(status=status, text=body, content_type="text/html")
 
 
 async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> int:
@@ -887,14 +1045,29 @@ async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str
 def build_slack(core: BotCore, settings: Settings, *, verify_token: bool = True) -> SlackRuntime:
     """The Slack runtime for `settings` (registers SlackPort on `core`); call `start()` next.
 
-    Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PAPERBOT_HTTP_HOST:PAPERBOT_HTTP_PORT.
+    One workspace with SLACK_BOT_TOKEN (Socket Mode when SLACK_APP_TOKEN is set, else HTTP);
+    many workspaces with SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead (HTTP, with the
+    install flow). HTTP serves on PAPERBOT_HTTP_HOST:PAPERBOT_HTTP_PORT.
     """
-    if settings.slack_bot_token is None:
-        raise SlackSetupError("SLACK_BOT_TOKEN is not set")
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
+    if settings.slack_install_flow:
+        return SlackRuntime(
+            core,
+            bot_token=None,
+            signing_secret=secret,
+            api_url=settings.slack_api_url,
+            host=settings.http_host,
+            port=settings.http_port,
+            install=install_config(settings),
+        )
+    if settings.slack_bot_token is None:
+        raise SlackSetupError(
+            "SLACK_BOT_TOKEN is not set (or set SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+            "SLACK_SIGNING_SECRET to let many workspaces install paperbot)"
+        )
     if not app_token and not secret:
         raise SlackSetupError(
             "SLACK_SIGNING_SECRET is not set (needed to verify requests in HTTP mode; "
@@ -912,8 +1085,45 @@ def build_slack(core: BotCore, settings: Settings, *, verify_token: bool = True)
     )
 
 
+def install_config(settings: Settings) -> InstallConfig:
+    """The install flow's settings, or a SlackSetupError naming what is missing."""
+    missing = [
+        name
+        for name, value in (
+            ("SLACK_CLIENT_ID", settings.slack_client_id),
+            ("SLACK_CLIENT_SECRET", settings.slack_client_secret),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        )
+        if value is None
+    ]
+    if missing:
+        raise SlackSetupError(
+            f"{' and '.join(missing)} not set (the install flow for many workspaces needs "
+            "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET)"
+        )
+    if settings.slack_app_token is not None:
+        raise SlackSetupError(
+            "the install flow runs over HTTP: unset SLACK_APP_TOKEN (Socket Mode serves one "
+            "workspace, with SLACK_BOT_TOKEN)"
+        )
+    assert settings.slack_client_id and settings.slack_client_secret
+    return InstallConfig(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        redirect_uri=settings.slack_redirect_uri,
+    )
+
+
 def slack_configured(settings: Settings) -> bool:
-    """Whether `paperbot run` should start Slack: a bot token plus a signing secret or app token."""
+    """Whether `paperbot run` should start Slack: a bot token plus a signing secret or app
+    token, or the install flow's client id, client secret and signing secret."""
+    if settings.slack_install_flow:
+        return (
+            settings.slack_client_id is not None
+            and settings.slack_client_secret is not None
+            and settings.slack_signing_secret is not None
+            and settings.slack_app_token is None
+        )
     return settings.slack_bot_token is not None and (
         settings.slack_signing_secret is not None or settings.slack_app_token is not None
     )

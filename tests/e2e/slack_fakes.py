@@ -3,11 +3,18 @@
 The fake serves `/api/<method>` (form, query or JSON arguments, like the real Web API),
 `/response/<n>` for response_url posts, and a Socket Mode websocket at `/socket`.
 Failures (an error code, or 429 with Retry-After) can be queued per method and channel.
+
+Several workspaces: each bot token belongs to one workspace (or, for an org-wide install,
+one Enterprise Grid org); `auth.test` answers for the token's own workspace, and posting to a
+channel another workspace's token opened is refused with `channel_not_found`, as Slack does.
+`oauth.v2.access` exchanges install codes handed out by `grant` (once each) and refresh
+tokens (token rotation) for the app's client id and secret.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -26,6 +33,9 @@ APP_TOKEN = "xapp-test-app-token-0123456789"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM = "T0PAPERS"
 BOT_USER = "UBOTPAPERS"
+CLIENT_ID = "1111111111.2222222222"
+CLIENT_SECRET = "test-client-secret-0123456789abcdef"
+APP_ID = "APAPERS"
 
 
 def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
@@ -43,6 +53,7 @@ class Call:
     args: dict[str, Any]
     token: str | None
     status: int = 200
+    reply: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,11 +67,41 @@ class Failure:
     times: int = 1
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """A Slack workspace (or, with `org`, an Enterprise Grid org installing org-wide)."""
+
+    team_id: str
+    name: str
+    enterprise_id: str | None = None
+    org: bool = False
+    installer: str = "UINSTALLER"
+
+    @property
+    def key(self) -> str:
+        """What the workspace's tokens serve: the org for org-wide installs, else the team."""
+        return (self.enterprise_id or self.team_id) if self.org else self.team_id
+
+
 @dataclass
 class FakeSlack:
     """The fake Web API plus the response_url receiver, on 127.0.0.1 and a free port."""
 
     tokens: set[str] = field(default_factory=lambda: {BOT_TOKEN, APP_TOKEN})
+    # Which workspace each bot token belongs to.
+    token_workspace: dict[str, Workspace] = field(
+        default_factory=lambda: {BOT_TOKEN: Workspace(TEAM, "Papers Inc")}
+    )
+    # Install codes not yet exchanged: code -> (workspace, whether its tokens rotate).
+    grants: dict[str, tuple[Workspace, bool]] = field(default_factory=dict)
+    refresh_tokens: dict[str, Workspace] = field(default_factory=dict)
+    # Channels a workspace's token opened or posted to first (DMs, channels).
+    channel_owner: dict[str, str] = field(default_factory=dict)
+    # Workspaces of an org-wide install: team id -> org id.
+    org_of: dict[str, str] = field(default_factory=dict)
+    client_id: str = CLIENT_ID
+    client_secret: str = CLIENT_SECRET
+    _codes: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     timezones: dict[str, str] = field(default_factory=dict)
     default_tz: str = "Europe/Berlin"
     calls: list[Call] = field(default_factory=list)
@@ -105,6 +146,37 @@ class FakeSlack:
     def response_url(self) -> str:
         """A fresh response_url, as Slack puts one in every command and click."""
         return f"{self.base}/response/{next(self._urls)}"
+
+    def grant(self, workspace: Workspace, *, rotating: bool = False) -> str:
+        """An install code, as Slack puts one in the redirect after "Allow" (works once)."""
+        code = f"{next(self._codes)}.{workspace.team_id.lower()}.install-code"
+        self.grants[code] = (workspace, rotating)
+        if workspace.org:
+            self.org_of.setdefault(workspace.team_id, workspace.key)
+        return code
+
+    def revoke(self, team: str) -> None:
+        """Slack's side of an uninstall: every token of that workspace stops working."""
+        for token, workspace in list(self.token_workspace.items()):
+            if workspace.key == team:
+                self.tokens.discard(token)
+                del self.token_workspace[token]
+        for refresh, workspace in list(self.refresh_tokens.items()):
+            if workspace.key == team:
+                del self.refresh_tokens[refresh]
+
+    def tokens_of(self, team: str) -> set[str]:
+        """The bot tokens that currently work for a workspace (or org)."""
+        return {t for t, w in self.token_workspace.items() if w.key == team}
+
+    def _new_token(self, workspace: Workspace, rotating: bool) -> str:
+        """A fresh bot token for a workspace."""
+        n = next(self._codes)
+        kind = "xoxe.xoxb" if rotating else "xoxb"
+        token = f"{kind}-{workspace.key.lower()}-{n}-secretpart"
+        self.tokens.add(token)
+        self.token_workspace[token] = workspace
+        return token
 
     def fail(self, method: str, **kwargs: Any) -> None:
         """Queue a failure for the next matching call(s) of `method`."""
@@ -156,12 +228,22 @@ class FakeSlack:
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         auth = request.headers.get("Authorization", "")
+        if method == "oauth.v2.access":
+            call = Call(method, args, None)
+            self.calls.append(call)
+            answer = self._oauth(auth, args)
+            if not answer.get("ok"):
+                call.status = 0
+            return _json(answer)
         token = auth.removeprefix("Bearer ").strip() or args.get("token")
         call = Call(method, args, token)
         self.calls.append(call)
         if token not in self.tokens:
             call.status = 0
             return _json({"ok": False, "error": "invalid_auth"})
+        if not self._owns(token, args.get("channel")):
+            call.status = 0
+            return _json({"ok": False, "error": "channel_not_found"})
         failure = self._take_failure(method, args)
         if failure is not None:
             call.status = failure.status if failure.status != 200 else 0
@@ -170,7 +252,8 @@ class FakeSlack:
                 headers["Retry-After"] = str(failure.retry_after)
             error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")
             return _json({"ok": False, "error": error}, status=failure.status, headers=headers)
-        return _json(self._answer(method, args))
+        call.reply = self._answer(method, args, token)
+        return _json(call.reply)
 
     def _take_failure(self, method: str, args: dict[str, Any]) -> Failure | None:
         """The first queued failure that matches this call (used up one time)."""
@@ -180,13 +263,71 @@ class FakeSlack:
                 return failure
         return None
 
-    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        """The happy-path answer of each method paperbot uses."""
-        if method == "auth.test":
+    def _owns(self, token: str | None, channel: Any) -> bool:
+        """Whether a token may post to a channel: the first workspace to use a channel owns it
+        (an org-wide token speaks for every workspace of its org)."""
+        workspace = self.token_workspace.get(token or "")
+        if workspace is None or not channel:
+            return True
+        owner = self.channel_owner.setdefault(str(channel), workspace.key)
+        return owner == workspace.key or self.org_of.get(owner) == workspace.key
+
+    def _oauth(self, auth: str, args: dict[str, Any]) -> dict[str, Any]:
+        """oauth.v2.access: an install code or a refresh token, for the app's credentials."""
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if auth.removeprefix("Basic ").strip() != expected:
+            return {"ok": False, "error": "invalid_client_id"}
+        if args.get("grant_type") == "refresh_token":
+            workspace = self.refresh_tokens.pop(str(args.get("refresh_token")), None)
+            if workspace is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            refresh = f"xoxe-1-{workspace.key.lower()}-{next(self._codes)}-refresh"
+            self.refresh_tokens[refresh] = workspace
             return {
                 "ok": True,
-                "team": "Papers Inc",
-                "team_id": TEAM,
+                "access_token": self._new_token(workspace, True),
+                "refresh_token": refresh,
+                "expires_in": 43200,
+                "token_type": "bot",
+                "team": {"id": workspace.team_id, "name": workspace.name},
+            }
+        grant = self.grants.pop(str(args.get("code")), None)
+        if grant is None:
+            return {"ok": False, "error": "invalid_code"}
+        workspace, rotating = grant
+        answer: dict[str, Any] = {
+            "ok": True,
+            "app_id": APP_ID,
+            "authed_user": {"id": workspace.installer},
+            "scope": "commands,chat:write,im:write,reactions:read,users:read",
+            "token_type": "bot",
+            "access_token": self._new_token(workspace, rotating),
+            "bot_user_id": BOT_USER,
+            "team": None if workspace.org else {"id": workspace.team_id, "name": workspace.name},
+            "enterprise": (
+                {"id": workspace.enterprise_id, "name": f"{workspace.name} org"}
+                if workspace.enterprise_id
+                else None
+            ),
+            "is_enterprise_install": workspace.org,
+        }
+        if rotating:
+            refresh = f"xoxe-1-{workspace.key.lower()}-{next(self._codes)}-refresh"
+            self.refresh_tokens[refresh] = workspace
+            # Due at once: the first use of the token refreshes it.
+            answer.update(refresh_token=refresh, expires_in=60)
+        return answer
+
+    def _answer(self, method: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """The happy-path answer of each method paperbot uses."""
+        if method == "auth.test":
+            workspace = self.token_workspace.get(token or "") or Workspace(TEAM, "Papers Inc")
+            return {
+                "ok": True,
+                "team": workspace.name,
+                "team_id": None if workspace.org else workspace.team_id,
+                "enterprise_id": workspace.enterprise_id,
+                "is_enterprise_install": workspace.org,
                 "user_id": BOT_USER,
                 "user": "paperbot",
                 "bot_id": "BPAPERS",
@@ -269,25 +410,28 @@ def command_body(
     channel: str = "C1",
     channel_name: str = "papers",
     user_name: str = "ada",
+    enterprise: str | None = None,
+    org: bool = False,
 ) -> str:
-    """A form-encoded `/papers` slash command."""
-    return urllib.parse.urlencode(
-        {
-            "token": "legacy-verification-token",
-            "team_id": team,
-            "team_domain": "papers",
-            "channel_id": channel,
-            "channel_name": channel_name,
-            "user_id": user,
-            "user_name": user_name,
-            "command": "/papers",
-            "text": text,
-            "api_app_id": "APAPERS",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": "123.456.abc",
-        }
-    )
+    """A form-encoded `/papers` slash command (`org`: from an org-wide install)."""
+    fields = {
+        "token": "legacy-verification-token",
+        "team_id": team,
+        "team_domain": "papers",
+        "channel_id": channel,
+        "channel_name": channel_name,
+        "user_id": user,
+        "user_name": user_name,
+        "command": "/papers",
+        "text": text,
+        "api_app_id": "APAPERS",
+        "is_enterprise_install": "true" if org else "false",
+        "response_url": response_url,
+        "trigger_id": "123.456.abc",
+    }
+    if enterprise:
+        fields["enterprise_id"] = enterprise
+    return urllib.parse.urlencode(fields)
 
 
 def button_body(
@@ -340,23 +484,36 @@ def button_body(
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 
-def event_body(event: dict[str, Any], *, event_id: str, team: str = TEAM) -> str:
-    """An Events API `event_callback` JSON body."""
-    return json.dumps(
-        {
-            "token": "legacy-verification-token",
-            "team_id": team,
-            "api_app_id": "APAPERS",
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": int(time.time()),
-            "authorizations": [
-                {"team_id": team, "user_id": BOT_USER, "is_bot": True, "enterprise_id": None}
-            ],
-            "is_ext_shared_channel": False,
-        }
-    )
+def event_body(
+    event: dict[str, Any],
+    *,
+    event_id: str,
+    team: str = TEAM,
+    enterprise: str | None = None,
+    org: bool = False,
+) -> str:
+    """An Events API `event_callback` JSON body (`org`: to an org-wide install)."""
+    authorization = {
+        "team_id": None if org else team,
+        "user_id": BOT_USER,
+        "is_bot": True,
+        "enterprise_id": enterprise,
+        "is_enterprise_install": org,
+    }
+    body: dict[str, Any] = {
+        "token": "legacy-verification-token",
+        "team_id": team,
+        "api_app_id": "APAPERS",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [authorization],
+        "is_ext_shared_channel": False,
+    }
+    if enterprise:
+        body["enterprise_id"] = enterprise
+    return json.dumps(body)
 
 
 def reaction_event(

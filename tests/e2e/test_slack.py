@@ -34,6 +34,7 @@ from bot.slack_app import (
     EVENTS_PATH,
     HEADER_TEXT,
     MAX_BLOCKS,
+    REDIRECT_PATH,
     SECTION_TEXT,
     SlackPort,
     SlackRuntime,
@@ -46,6 +47,7 @@ from bot.slack_app import (
     make_client,
     reply_messages,
 )
+from bot.slack_oauth import BOT_SCOPES
 from bot.subscriptions import Subscription
 from recommender.ingest import ingest
 from recommender.service import PaperService
@@ -902,8 +904,16 @@ def test_manifest_points_everything_at_the_one_request_url() -> None:
         "reaction_added",
         "reaction_removed",
         "app_home_opened",
+        "app_uninstalled",
+        "tokens_revoked",
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    # The install flow: Slack sends installers back to the path paperbot serves, and asks
+    # for the scopes the install page requests.
+    [redirect] = manifest["oauth_config"]["redirect_urls"]
+    assert redirect.startswith("https://")
+    assert urllib.parse.urlparse(redirect).path == REDIRECT_PATH
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)
 
 
 # -- rendering, directly ---------------------------------------------------------------------

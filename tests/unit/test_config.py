@@ -179,3 +179,42 @@ def test_several_errors_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     text = str(info.value)
     assert "PAPERBOT_SOURCES" in text and "PAPERBOT_INGEST_INTERVAL_MINUTES" in text
     assert "\n" not in text
+
+
+def test_slack_install_flow_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Client id, secret, redirect URL and grace days; the flow is on only without a bot token."""
+    monkeypatch.setenv("SLACK_CLIENT_ID", " 1234567890.0987654321 ")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "csecret")
+    monkeypatch.setenv("SLACK_REDIRECT_URI", "https://bot.example.org/slack/oauth_redirect")
+    monkeypatch.setenv("SLACK_UNINSTALL_GRACE_DAYS", "7")
+    s = load_settings()
+    assert s.slack_client_id == "1234567890.0987654321"
+    assert s.slack_client_secret is not None
+    assert s.slack_client_secret.get_secret_value() == "csecret"
+    assert "csecret" not in repr(s)
+    assert s.slack_redirect_uri == "https://bot.example.org/slack/oauth_redirect"
+    assert s.slack_uninstall_grace_days == 7
+    assert s.slack_install_flow
+    assert not load_settings(SLACK_BOT_TOKEN="xoxb-1").slack_install_flow
+    assert load_settings(SLACK_CLIENT_ID=None, SLACK_CLIENT_SECRET=None).slack_install_flow is False
+    assert load_settings(SLACK_UNINSTALL_GRACE_DAYS="").slack_uninstall_grace_days == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SLACK_CLIENT_ID", "my-app", "Client ID"),
+        ("SLACK_REDIRECT_URI", "bot.example.org/slack/oauth_redirect", "http"),
+        ("SLACK_UNINSTALL_GRACE_DAYS", "-1", "0 to 3650"),
+        ("SLACK_UNINSTALL_GRACE_DAYS", "soon", "SLACK_UNINSTALL_GRACE_DAYS"),
+    ],
+)
+def test_bad_slack_install_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    """A bad value is one line naming the variable."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert name in str(info.value) and message in str(info.value)
+    assert "\n" not in str(info.value)
