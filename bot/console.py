@@ -78,10 +78,18 @@ class Console:
             is_dm=True,
         )
         self.last: list[PaperCard] = []
+        # 🔇 on a paper with several authors asks which: (menu values) until answered.
+        self.choosing: list[str] = []
 
     def handle(self, line: str) -> str:
         """Answer one line of input."""
         text = line.strip()
+        if self.choosing:
+            values, self.choosing = self.choosing, []
+            if text.isdigit() and 1 <= int(text) <= len(values):
+                return self.feedback.button(self.ctx, values[int(text) - 1]).message
+            if not text:
+                return "Nothing muted."
         if text.startswith("/papers"):
             text = text[len("/papers") :].strip()
         if not text:
@@ -110,6 +118,12 @@ class Console:
             return f"Say which paper: `{head} 1` … `{head} {len(self.last)}`."
         paper = self.last[int(args[0]) - 1]
         outcome = self.feedback.apply(self.ctx, paper.paper_id, kind, removed=removed)
+        if outcome.choices:
+            self.choosing = [value for _, value in outcome.choices]
+            lines = [outcome.message]
+            lines += [f"  [{i}] {label}" for i, (label, _) in enumerate(outcome.choices, 1)]
+            lines.append("Type the number (Enter cancels).")
+            return "\n".join(lines)
         return outcome.message
 
     def run(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from bot.commands import CommandService
 from bot.delivery import Delivery
 from bot.digest import DigestBuilder
-from bot.feedback import FeedbackHandler
+from bot.feedback import FeedbackHandler, Outcome
 from bot.ports import ChatPort, Context, Reply
 from recommender.service import PaperService
 from recommender.store import Store, StoreUnavailable
@@ -59,12 +59,26 @@ class BotCore:
 
     def button(self, ctx: Context, value: str, message_key: str | None = None) -> str:
         """Apply a button click; returns the line to show the clicker."""
+        return self.click(ctx, value, message_key).message
+
+    def click(self, ctx: Context, value: str, message_key: str | None = None) -> Outcome:
+        """Apply a button click or menu choice; the outcome may ask the clicker to choose
+        (🔇 on a paper with several authors: `choices`)."""
         try:
             with self._lock:
-                return self.feedback.button(ctx, value, message_key).message
+                return self.feedback.button(ctx, value, message_key)
         except StoreUnavailable as exc:
             log.error("button failed: %s", exc)
-            return UNAVAILABLE
+            return Outcome(False, UNAVAILABLE)
+
+    def react(self, ctx: Context, message_key: str, emoji: str, *, removed: bool) -> Outcome | None:
+        """`reaction`, with the whole outcome (it may ask which author to mute)."""
+        try:
+            with self._lock:
+                return self.feedback.reaction(ctx, message_key, emoji, removed=removed)
+        except StoreUnavailable as exc:
+            log.error("reaction failed: %s", exc)
+            return None
 
     def reaction(self, ctx: Context, message_key: str, emoji: str, *, removed: bool) -> str | None:
         """Apply a reaction on a sent message; None when it is not feedback on one paper."""

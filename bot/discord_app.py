@@ -24,7 +24,7 @@ from discord import app_commands
 from bot.commands import BY_NAME, COMMANDS
 from bot.config import Settings
 from bot.core import FAILED, UNAVAILABLE, BotCore
-from bot.feedback import button_value, emoji_feedback
+from bot.feedback import Outcome, button_value, emoji_feedback
 from bot.ports import BUTTONS, Context, DeliveryError, Digest, PaperCard, Reply, Sent, Target
 from bot.subscriptions import DAYS, timezone_suggestions
 from recommender.store import StoreUnavailable
@@ -257,6 +257,30 @@ class PaperButton(
         client = interaction.client
         if isinstance(client, PaperbotClient):
             await client.runtime.on_button(interaction, self.value)
+
+
+class AuthorPicker(discord.ui.View):
+    """"Which author?" after 🔇 on a paper with several authors: one select menu."""
+
+    def __init__(self, choices: Sequence[tuple[str, str]]) -> None:
+        super().__init__(timeout=15 * 60)
+        select: discord.ui.Select[AuthorPicker] = discord.ui.Select(
+            placeholder="Pick an author",
+            options=[
+                discord.SelectOption(label=truncate(label, 100), value=value)
+                for label, value in choices[:25]
+            ],
+            custom_id="paperbot-mute-author",
+        )
+        select.callback = self._picked  # type: ignore[method-assign]
+        self.select = select
+        self.add_item(select)
+
+    async def _picked(self, interaction: discord.Interaction[discord.Client]) -> None:
+        """Record the author picked, as a click on the 🔇 button for that author."""
+        client = interaction.client
+        if isinstance(client, PaperbotClient) and self.select.values:
+            await client.runtime.on_button(interaction, self.select.values[0])
 
 
 def paper_view(cards: Sequence[PaperCard]) -> discord.ui.View | None:
@@ -847,19 +871,21 @@ class DiscordRuntime:
         except discord.HTTPException:
             log.warning("could not acknowledge a button click in time")
             return
+        outcome = Outcome(False, FAILED)
         try:
             ctx = await self.context(interaction, key)
-            text = await asyncio.to_thread(self.core.button, ctx, value, key)
+            outcome = await asyncio.to_thread(self.core.click, ctx, value, key)
         except StoreUnavailable:
-            text = UNAVAILABLE
+            outcome = Outcome(False, UNAVAILABLE)
         except Exception:
             log.exception("button %s failed", value)
-            text = FAILED
         try:
+            extra = {"view": AuthorPicker(outcome.choices)} if outcome.choices else {}
             await interaction.followup.send(
-                truncate(core_text(text), CONTENT_LIMIT),
+                truncate(core_text(outcome.message), CONTENT_LIMIT),
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
+                **extra,
             )
         except discord.HTTPException:
             log.exception("could not acknowledge a button click")
@@ -890,11 +916,22 @@ class DiscordRuntime:
                 user_name=member.display_name if member is not None else "",
                 is_dm=payload.guild_id is None,
             )
-            outcome = await asyncio.to_thread(self.core.reaction, ctx, key, emoji, removed=removed)
+            outcome = await asyncio.to_thread(self.core.react, ctx, key, emoji, removed=removed)
         except Exception:
             log.exception("reaction on %s failed", key)
             return
-        if outcome:
+        if outcome is not None and outcome.choices:
+            # A reaction cannot be answered in place: ask which author in a DM.
+            try:
+                user = await self.client.fetch_user(payload.user_id)
+                await user.send(
+                    truncate(core_text(outcome.message), CONTENT_LIMIT),
+                    view=AuthorPicker(outcome.choices),
+                    allowed_mentions=NO_MENTIONS,
+                )
+            except discord.HTTPException as exc:
+                log.info("could not ask which author to mute: %s", exc)
+        elif outcome:
             log.debug("reaction %s on %s by %s: %s", emoji, key, payload.user_id, outcome)
 
     async def own_words(self, interaction: discord.Interaction, lists: Sequence[str]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.ports import Context
-from recommender.service import PaperService
+from recommender.service import LIMITS, PaperService
 from recommender.types import Feedback
 
 # Emoji names as Slack sends them (and the unicode forms Discord sends) -> feedback.
@@ -54,29 +54,54 @@ def emoji_feedback(name: str) -> Feedback | None:
     return _PLAIN.get(base.translate(_MODIFIERS))
 
 
+# A paper's authors offered when 🔇 needs a choice (Discord selects hold at most 25).
+MAX_AUTHOR_CHOICES = 25
+
+
 def button_value(kind: Feedback, paper_id: str) -> str:
     """What a button carries: `like|2401.12345` (fits Slack's and Discord's limits)."""
     return f"{kind.value}|{paper_id}"
 
 
+def author_choice_value(paper_id: str, index: int) -> str:
+    """What a choice in the "which author?" menu carries: `mute|2401.12345|2`."""
+    return f"{Feedback.MUTE.value}|{paper_id}|{index}"
+
+
 def parse_button(value: str) -> tuple[Feedback, str] | None:
     """Inverse of `button_value`, or None for anything malformed."""
-    kind, sep, paper_id = (value or "").partition("|")
-    if not sep or not paper_id or len(paper_id) > 80:
+    parsed = parse_choice(value)
+    return None if parsed is None else parsed[:2]
+
+
+def parse_choice(value: str) -> tuple[Feedback, str, int | None] | None:
+    """A button or author-menu value: (kind, paper id, author index or None), or None."""
+    kind, sep, rest = (value or "").partition("|")
+    if not sep or not rest:
+        return None
+    author = None
+    if kind == Feedback.MUTE.value and "|" in rest:
+        rest, _, index = rest.rpartition("|")
+        if not index.isdigit() or len(index) > 3:
+            return None
+        author = int(index)
+    if not rest or len(rest) > 80 or "|" in rest:
         return None
     try:
-        return Feedback(kind), paper_id
+        return Feedback(kind), rest, author
     except ValueError:
         return None
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened, in words for the person."""
+    """What happened, in words for the person; `choices` asks them to pick an author
+    (label, value for `FeedbackHandler.button`) before anything is recorded."""
 
     ok: bool
     message: str
     kinds: frozenset[str] = frozenset()
+    choices: tuple[tuple[str, str], ...] = ()
 
 
 class FeedbackHandler:
@@ -93,8 +118,13 @@ class FeedbackHandler:
         *,
         removed: bool = False,
         toggle: bool = False,
+        author: int | None = None,
     ) -> Outcome:
-        """Record feedback for the person in `ctx`; `toggle` undoes a kind already given."""
+        """Record feedback for the person in `ctx`; `toggle` undoes a kind already given.
+
+        🔇 on a paper with several authors asks which one (`author` is the answer: an
+        index into the paper's authors) instead of guessing.
+        """
         store = self.service.store
         paper = store.get_paper(paper_id)
         if paper is None:
@@ -105,21 +135,54 @@ class FeedbackHandler:
         if ctx.channel_key and not ctx.is_dm:
             store.add_channel_member(ctx.channel_key, uid)
         if kind is Feedback.MUTE:
-            author = paper.authors[0] if paper.authors else ""
-            if not author:
-                return Outcome(False, "That paper lists no authors to mute.")
-            muted = store.words(uid, "muted")
-            undo = removed or (toggle and author.casefold() in muted)
-            if undo:
-                store.remove_words(uid, "muted", [author.casefold()])
-            else:
-                store.add_words(uid, "muted", [author.casefold()])
-            template = UNDO[kind] if undo else ACK[kind]
-            return Outcome(True, template.format(author=author))
+            return self._mute(uid, paper, removed=removed, toggle=toggle, author=author)
         current = store.user_feedback(uid).get(paper.id, set())
         undo = removed or (toggle and kind.value in current)
         kinds = self.service.record(uid, paper.id, kind, removed=undo)
         return Outcome(True, UNDO[kind] if undo else ACK[kind], frozenset(kinds))
+
+    def _mute(self, uid: str, paper, *, removed: bool, toggle: bool, author: int | None) -> Outcome:
+        """🔇: mute (or unmute) one of the paper's authors, asking which when several."""
+        store = self.service.store
+        authors = [a.strip() for a in paper.authors if a and a.strip()]
+        if not authors:
+            return Outcome(False, "That paper lists no authors to mute.")
+        muted = store.words(uid, "muted")
+        if author is not None:
+            if not 0 <= author < len(authors):
+                return Outcome(False, "That author is not on this paper (any more).")
+            name = authors[author]
+        elif removed:
+            # A 🔇 taken back: unmute whichever of the paper's authors it muted.
+            gone = [a for a in authors if a.casefold() in muted]
+            if not gone:
+                return Outcome(True, "None of this paper's authors is muted.")
+            name = gone[0]
+        elif len(authors) == 1:
+            name = authors[0]
+        else:
+            choices = tuple(
+                (
+                    f"{a} (muted: unmute)" if a.casefold() in muted else a,
+                    author_choice_value(paper.id, i),
+                )
+                for i, a in enumerate(authors[:MAX_AUTHOR_CHOICES])
+            )
+            title = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
+            return Outcome(True, f"Which author of “{title}” should I mute?", choices=choices)
+        undo = removed or ((toggle or author is not None) and name.casefold() in muted)
+        if undo:
+            store.remove_words(uid, "muted", [name.casefold()])
+            return Outcome(True, UNDO[Feedback.MUTE].format(author=name))
+        limit = LIMITS["muted"]
+        if len(muted) >= limit:
+            return Outcome(
+                False,
+                f"You have muted {len(muted)} authors, the limit. Unmute some first with "
+                "`/papers unmute author <name>`.",
+            )
+        store.add_words(uid, "muted", [name.casefold()])
+        return Outcome(True, ACK[Feedback.MUTE].format(author=name))
 
     def reaction(
         self, ctx: Context, message_key: str, emoji: str, *, removed: bool
@@ -137,8 +200,9 @@ class FeedbackHandler:
         return self.apply(ctx, record["paper"], kind, removed=removed)
 
     def button(self, ctx: Context, value: str, message_key: str | None = None) -> Outcome:
-        """A button click: toggles that feedback; clicks from another workspace are refused."""
-        parsed = parse_button(value)
+        """A button click (or an author picked from the 🔇 menu): toggles that feedback;
+        clicks from another workspace are refused."""
+        parsed = parse_choice(value)
         if parsed is None:
             return Outcome(False, "That button is not one of mine, so nothing was recorded.")
         if message_key:
@@ -147,5 +211,5 @@ class FeedbackHandler:
                 return Outcome(
                     False, "That digest belongs to another workspace, so I did not record it."
                 )
-        kind, paper_id = parsed
-        return self.apply(ctx, paper_id, kind, toggle=True)
+        kind, paper_id, author = parsed
+        return self.apply(ctx, paper_id, kind, toggle=True, author=author)

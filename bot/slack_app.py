@@ -37,7 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.core import BotCore
-from bot.feedback import button_value
+from bot.feedback import Outcome, button_value
 from bot.ports import (
     BUTTONS,
     Context,
@@ -947,17 +947,20 @@ class SlackRuntime:
                 user_name=str(user_info.get("username") or user_info.get("name") or ""),
                 is_dm=_is_dm_channel(channel),
             )
-            text = await asyncio.to_thread(
-                self.core.button, ctx, str(action.get("value") or ""), key
-            )
+            # A button carries `value`; the "which author?" menu carries the option picked.
+            value = str(action.get("value") or (action.get("selected_option") or {}).get("value"))
+            outcome = await asyncio.to_thread(self.core.click, ctx, value, key)
             if container.get("type") == "view" or not body.get("response_url"):
-                # A click in App Home: show the new state of the tab instead of a message.
+                # A click in App Home: show the new state of the tab instead of a message,
+                # and ask in the app's DM when the click needs a choice.
+                if outcome.choices:
+                    await _post_quietly(client, user, outcome)
                 await self._publish_home(client, team, user)
                 return
             await self._respond(
                 body,
-                text=_fallback(text),
-                blocks=[_section(escape(text))],
+                text=_fallback(outcome.message),
+                blocks=outcome_blocks(outcome),
                 response_type="ephemeral",
             )
 
@@ -987,17 +990,17 @@ class SlackRuntime:
                 is_dm=_is_dm_channel(channel),
             )
             key = f"slack:{channel}:{item['ts']}"
-            text = await asyncio.to_thread(
-                self.core.reaction, ctx, key, str(event.get("reaction") or ""), removed=removed
+            outcome = await asyncio.to_thread(
+                self.core.react, ctx, key, str(event.get("reaction") or ""), removed=removed
             )
-            if not text:
+            if outcome is None:
                 return
             try:
                 await client.chat_postEphemeral(
                     channel=channel,
                     user=user,
-                    text=_fallback(text),
-                    blocks=[_section(escape(text))],
+                    text=_fallback(outcome.message),
+                    blocks=outcome_blocks(outcome),
                 )
             except (SlackApiError, *NETWORK_ERRORS) as exc:
                 log.info("slack: could not confirm a reaction: %s", type(exc).__name__)
@@ -1184,3 +1187,46 @@ def start_slack_thread(core: BotCore, settings: Settings) -> SlackThread:
     handle = SlackThread(build_slack(core, settings))
     handle.start()
     return handle
+
+
+def outcome_blocks(outcome: Outcome) -> list[dict]:
+    """The answer to a click or reaction; a menu when it asks which author to mute."""
+    blocks = [_section(escape(outcome.message))]
+    if outcome.choices:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "pb_mute_author",
+                "elements": [
+                    {
+                        "type": "static_select",
+                        "action_id": f"{ACTION_PREFIX}mute_author",
+                        "placeholder": {"type": "plain_text", "text": "Pick an author"},
+                        "options": [
+                            {
+                                "text": {"type": "plain_text", "text": _plain(label, 75)},
+                                "value": value,
+                            }
+                            for label, value in outcome.choices[:100]
+                        ],
+                    }
+                ],
+            }
+        )
+    return blocks
+
+
+def _plain(text: str, limit: int) -> str:
+    """Plain text for Slack's `plain_text` objects, cut at `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _post_quietly(client: AsyncWebClient, user: str, outcome: Outcome) -> None:
+    """Send an outcome to the person's DM with the app (best effort)."""
+    try:
+        await client.chat_postMessage(
+            channel=user, text=_fallback(outcome.message), blocks=outcome_blocks(outcome)
+        )
+    except (SlackApiError, *NETWORK_ERRORS) as exc:
+        log.info("slack: could not ask which author to mute: %s", type(exc).__name__)

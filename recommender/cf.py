@@ -7,9 +7,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 log = logging.getLogger(__name__)
+
+_THREADS: ThreadpoolController | None = None
+
+
+def one_blas_thread():
+    """A context holding BLAS to one thread: OpenBLAS and implicit's own threads otherwise
+    fight over the cores. The loaded libraries are found once, not on every call (that
+    scan alone took ~3 ms, as long as a whole fold-in)."""
+    global _THREADS
+    if _THREADS is None:
+        _THREADS = ThreadpoolController()
+    return _THREADS.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +68,7 @@ def fit_als(
 
     `warm` starts from given factors (a refit after validation needs few iterations).
     """
-    # One BLAS thread: OpenBLAS and implicit's own threads otherwise fight over the cores.
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         model = _new_als(params, seed)
         if iterations is not None:
             model.iterations = iterations
@@ -72,7 +83,7 @@ class FoldIn:
     """Solves user factors against fixed item factors; Y'Y is computed once, not per call."""
 
     def __init__(self, item_factors: np.ndarray, params: AlsParams) -> None:
-        with threadpool_limits(1, "blas"):
+        with one_blas_thread():
             self.model = _new_als(params, 0)
         self.model.num_threads = 1
         self.set_items(item_factors)
@@ -87,7 +98,7 @@ class FoldIn:
 
     def __call__(self, rows: sp.csr_matrix) -> np.ndarray:
         """User factors for rows of confidences (one row per user)."""
-        with threadpool_limits(1, "blas"):
+        with one_blas_thread():
             out = self.model.recalculate_user(np.arange(rows.shape[0]), rows.astype(np.float32))
         return np.atleast_2d(np.asarray(out, dtype=np.float32))
 

@@ -235,6 +235,27 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload["token"]
 
+    async def choose(
+        self,
+        message: dict[str, Any],
+        custom_id: str,
+        values: list[str],
+        *,
+        user_id: str,
+        guild_id: str | None = None,
+    ) -> str:
+        """Dispatch a choice in a select menu of a message the bot sent; returns the token."""
+        payload = self.interaction(
+            3,
+            {"custom_id": custom_id, "component_type": 3, "values": values},
+            user_id=user_id,
+            channel_id=message["channel_id"],
+            guild_id=guild_id,
+            message=message,
+        )
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload["token"]
+
     async def react(
         self,
         message: dict[str, Any],

@@ -444,7 +444,8 @@ def button_body(
     message_ts: str = "1699999999.000001",
     view: bool = False,
 ) -> str:
-    """A form-encoded `block_actions` payload for one clicked button."""
+    """A form-encoded `block_actions` payload for one clicked button (or menu choice: an
+    action with `selected_option`)."""
     container: dict[str, Any]
     if view:
         container = {"type": "view", "view_id": "V1"}
@@ -466,7 +467,16 @@ def button_body(
         "enterprise": None,
         "is_enterprise_install": False,
         "actions": [
+            # A menu choice carries the option picked; a button its value.
             {
+                "action_id": action["action_id"],
+                "block_id": action.get("block_id", "b1"),
+                "selected_option": action["selected_option"],
+                "type": "static_select",
+                "action_ts": f"{time.time():.6f}",
+            }
+            if "selected_option" in action
+            else {
                 "action_id": action["action_id"],
                 "block_id": action.get("block_id", "b1"),
                 "text": action.get("text", {"type": "plain_text", "text": "x"}),

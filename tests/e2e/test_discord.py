@@ -244,6 +244,51 @@ async def test_button_click_records_feedback_for_the_clicker_and_toggles(
     assert not store.user_feedback(f"discord:{GUILD}:{BOB}").get(paper)
 
 
+async def test_mute_asks_which_author_with_a_select(
+    bot: DiscordRuntime, fake: FakeDiscord, store: Store
+) -> None:
+    """🔇 on a paper with several authors: a select of its authors; only the one picked
+    is muted, and names never ping anyone."""
+    body = json.dumps(
+        {
+            "arxiv_id": "2601.00001",
+            "title": "Compilers for Diffusion Models",
+            "abstract": "We compile diffusion models for fast sampling.",
+            "authors": ["Grace Hopper", "Alan @everyone Turing"],
+        }
+    ).encode()
+    pipeline.ingest_source(store, "jsonl", body=body)
+    token = await fake.slash(
+        "search", {"query": "compilers diffusion"}, user_id=ANN, channel_id=CHANNEL, guild_id=GUILD
+    )
+    await fake.answers(token)
+    message = fake.followup_messages[token][0]
+    mute = next(
+        b["custom_id"] for b in buttons(message) if b["custom_id"].endswith("mute|2601.00001")
+    )
+    click = await fake.click(message, mute, user_id=BOB, guild_id=GUILD)
+    (asked,) = await fake.answers(click)
+    assert asked["content"] == "Which author of “Compilers for Diffusion Models” should I mute?"
+    assert asked["flags"] & EPHEMERAL
+    assert asked["allowed_mentions"] == {"parse": []}
+    (select,) = buttons(asked)
+    assert select["type"] == 3
+    assert [o["label"] for o in select["options"]] == ["Grace Hopper", "Alan @everyone Turing"]
+    assert store.words(f"discord:{GUILD}:{BOB}", "muted") == set()
+    picked = await fake.choose(
+        fake.followup_messages[click][0],
+        select["custom_id"],
+        [select["options"][1]["value"]],
+        user_id=BOB,
+        guild_id=GUILD,
+    )
+    (done,) = await fake.answers(picked)
+    # Echoed names are defused as well as sent with no allowed mentions.
+    assert done["content"].startswith("🔇 Muted Alan @\u200beveryone Turing.")
+    assert done["allowed_mentions"] == {"parse": []}
+    assert store.words(f"discord:{GUILD}:{BOB}", "muted") == {"alan @everyone turing"}
+
+
 async def test_timezone_autocomplete_suggests_zones(bot: DiscordRuntime, fake: FakeDiscord) -> None:
     token = await fake.slash(
         "subscribe",

@@ -383,6 +383,54 @@ async def test_button_click_records_for_the_clicker_and_toggles(slack: Harness) 
     assert slack.store.user_feedback(uid("U2")) == {}
 
 
+TWO_AUTHORS = {
+    "arxiv_id": "2601.00001",
+    "title": "Compilers for Diffusion Models",
+    "abstract": "We compile diffusion models for fast sampling.",
+    "authors": ["Grace Hopper", "Alan <@U2> Turing & Co"],
+}
+
+
+async def test_mute_asks_which_author_in_a_menu(store: Store, fake: FakeSlack) -> None:
+    """🔇 on a paper with several authors: a menu of its authors, and only the one picked
+    is muted; a 🔇 reaction gets the same menu, ephemerally."""
+    load_corpus(store, [TWO_AUTHORS])
+    slack = await start_harness(make_core(store), fake, store)
+    try:
+        messages = await slack.command("search compilers diffusion", user="U1")
+        mute = next(b for b in buttons_in(blocks_of(messages)) if b["value"] == "mute|2601.00001")
+        answer = await slack.click(mute, user="U1")
+        assert answer[0]["response_type"] == "ephemeral"
+        assert "Which author of “Compilers for Diffusion Models” should I mute?" in all_text(answer)
+        menus = [e for b in blocks_of(answer) if b["type"] == "actions" for e in b["elements"]]
+        assert [m["type"] for m in menus] == ["static_select"]
+        options = menus[0]["options"]
+        assert [o["text"]["text"] for o in options] == ["Grace Hopper", "Alan <@U2> Turing & Co"]
+        assert all(o["text"]["type"] == "plain_text" for o in options)  # never a live mention
+        assert store.words(uid("U1"), "muted") == set()
+        pick = {"action_id": menus[0]["action_id"], "selected_option": options[1]}
+        picked = await slack.click(pick, user="U1")
+        assert "Muted Alan &lt;@U2&gt; Turing &amp; Co" in all_text(picked)
+        assert store.words(uid("U1"), "muted") == {"alan <@u2> turing & co"}
+
+        store.remember_message(
+            "slack:C1:1700000001.000001", {"paper": "2601.00001", "workspace": TEAM}
+        )
+        assert (
+            await slack.event(reaction_event("mute", "C1", "1700000001.000001", user="U3")) == 200
+        )
+        asked = fake.of("chat.postEphemeral")[-1].args
+        assert asked["user"] == "U3"
+        menu = [e for b in asked["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        assert [o["value"] for o in menu[0]["options"]] == [
+            "mute|2601.00001|0",
+            "mute|2601.00001|1",
+        ]
+        assert store.words(uid("U3"), "muted") == set()
+    finally:
+        await close_harness(slack)
+
+
 async def test_clicks_on_unknown_papers_or_other_workspaces_are_refused(slack: Harness) -> None:
     """A stale button or a digest of another workspace records nothing and says why."""
     gone = {"action_id": "pb_like", "value": "like|2401.99999"}

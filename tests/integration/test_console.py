@@ -24,7 +24,8 @@ def console(store: Store) -> Console:
     ingest(store, parse_body("jsonl", SEED.read_bytes()), "jsonl")
     body = (
         b'{"arxiv_id": "2601.00001", "title": "Compilers for Diffusion Models", '
-        b'"abstract": "We compile diffusion models.", "authors": ["Grace Hopper"]}'
+        b'"abstract": "We compile diffusion models.", '
+        b'"authors": ["Grace Hopper", "Alan Turing"]}'
     )
     ingest(store, parse_body("jsonl", body), "jsonl")
     return Console(PaperService(store, encoder=None), user="ann", timezone="Europe/Berlin")
@@ -136,7 +137,15 @@ def test_reactions_use_the_latest_list(console: Console, store: Store) -> None:
 
 
 def test_mute_by_index_and_mute_author_command(console: Console, store: Store) -> None:
-    text = run(console, ["search compilers", "mute 1", "unmute author grace hopper"])
+    text = run(console, ["search compilers", "mute 1", "2"])
+    assert "Which author of “Compilers for Diffusion Models” should I mute?" in text
+    assert "  [1] Grace Hopper\n  [2] Alan Turing" in text
+    assert "🔇 Muted Alan Turing." in text
+    assert store.words("console:local:ann", "muted") == {"alan turing"}
+    text = run(console, ["search compilers", "mute 1", "", "unmute author alan turing"])
+    assert "Nothing muted." in text
+    assert "Unmuted alan turing." in text
+    text = run(console, ["search compilers", "mute 1", "1", "unmute author grace hopper"])
     assert "🔇 Muted Grace Hopper." in text
     assert "Unmuted grace hopper." in text
     text = run(console, ["mute author Grace Hopper", "search compilers"])

@@ -10,7 +10,14 @@ import pytest
 
 from bot.commands import CommandService
 from bot.core import BotCore
-from bot.feedback import ACK, UNDO, button_value, emoji_feedback, parse_button
+from bot.feedback import (
+    ACK,
+    UNDO,
+    author_choice_value,
+    button_value,
+    emoji_feedback,
+    parse_button,
+)
 from bot.ports import Context
 from recommender.ingest import ingest
 from recommender.service import PaperService
@@ -88,14 +95,26 @@ def test_saved_button_lists_the_paper(core: BotCore, store: Store, ids: list[str
     assert CommandService(core.service).handle(me, "saved").cards == []
 
 
-def test_mute_button_toggles_the_first_author(core: BotCore, store: Store) -> None:
+def test_mute_asks_which_author_and_toggles_the_one_picked(core: BotCore, store: Store) -> None:
     me = ctx()
     pid = store.resolve_ids(["2601.00001"])[0]
-    value = button_value(Feedback.MUTE, pid)
-    assert core.button(me, value) == ACK[Feedback.MUTE].format(author="Grace Hopper")
-    assert store.words(me.uid, "muted") == {"grace hopper"}
-    assert core.button(me, value) == UNDO[Feedback.MUTE].format(author="Grace Hopper")
+    asked = core.click(me, button_value(Feedback.MUTE, pid))
+    assert asked.message == "Which author of “Compilers for Diffusion Models” should I mute?"
+    assert asked.choices == (
+        ("Grace Hopper", author_choice_value(pid, 0)),
+        ("Alan Turing", author_choice_value(pid, 1)),
+    )
+    assert store.words(me.uid, "muted") == set()  # nothing recorded before the choice
+    turing = asked.choices[1][1]
+    assert core.button(me, turing) == ACK[Feedback.MUTE].format(author="Alan Turing")
+    assert store.words(me.uid, "muted") == {"alan turing"}
+    again = core.click(me, button_value(Feedback.MUTE, pid))
+    assert again.choices[1][0] == "Alan Turing (muted: unmute)"
+    assert core.button(me, turing) == UNDO[Feedback.MUTE].format(author="Alan Turing")
     assert store.words(me.uid, "muted") == set()
+    # A stale or forged choice is refused with a clear line.
+    assert "not on this paper" in core.button(me, author_choice_value(pid, 7))
+    assert core.button(me, f"mute|{pid}|x") == NOT_MINE
     # A paper without authors has nobody to mute.
     no_authors = next(p for p in store.iter_papers() if not p.authors)
     assert "no authors" in core.button(me, button_value(Feedback.MUTE, no_authors.id))
