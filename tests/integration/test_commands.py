@@ -629,3 +629,27 @@ def test_forget_me_needs_confirmation_then_deletes_only_that_person(
     assert store.words(other, "topics") == {"diffusion"}
     assert store.r.exists(user_key(other, "rx"))
     assert len(service.training_data()) == 3
+
+
+def test_per_person_lists_are_bounded_with_a_clear_reply(
+    commands: CommandService, store: Store
+) -> None:
+    me = ctx()
+    for start in range(0, 50, 10):
+        commands.handle(
+            me, "topics add " + ", ".join(f"topic {i}" for i in range(start, start + 10))
+        )
+    assert len(store.words(me.uid, "topics")) == 50
+    full = commands.handle(me, "topics add one more").text
+    assert full.startswith("You have 50 topics; the limit is 50.")
+    assert "`/papers topics remove <topic>`" in full
+    assert len(store.words(me.uid, "topics")) == 50
+    # Adding one already there is fine; removing one makes room.
+    assert commands.handle(me, "topics add topic 3").text.startswith("Boosting: topic 3.")
+    commands.handle(me, "topics remove topic 3")
+    assert commands.handle(me, "topics add one more").text.startswith("Boosting: one more.")
+    for i in range(200):
+        store.add_words(me.uid, "muted", [f"author {i}"])
+    assert commands.handle(me, "mute author Jane Doe").text.startswith(
+        "You have 200 muted authors; the limit is 200."
+    )

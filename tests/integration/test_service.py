@@ -450,3 +450,88 @@ def test_a_retrain_rereads_only_the_people_whose_feedback_changed(
     assert second.report["interactions"] == first.report["interactions"] + 1
     row = second.users.rows[second.user_index["slack:T1:U2"]]
     assert row[0, second.pidx[papers[40]]] == pytest.approx(2.0)
+
+
+class CountingEncoder:
+    """A tiny deterministic encoder that counts the texts it is asked to embed."""
+
+    name = "counting-test-encoder"
+    dim = 16
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, hash(word) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-9)
+
+
+def test_a_topic_is_embedded_once_and_cached_by_its_text(store: Store) -> None:
+    ingest(store, parse_body("jsonl", SEED.read_bytes(), now=T0), "jsonl")
+    encoder = CountingEncoder()
+    first = PaperService(store, encoder=encoder)
+    first.train()
+    papers = list(store.iter_papers())
+    prefs = Preferences(topics={"graph neural networks"})
+    encoder.seen.clear()
+    first.rank(["slack:T1:U1"], papers, 5, prefs=prefs)
+    first.rank(["slack:T1:U2"], papers, 5, prefs=prefs)
+    assert encoder.seen == ["graph neural networks"]
+    # Another process finds it in Redis, cached by a hash of the text.
+    second = PaperService(store, encoder=encoder)
+    second.check_model()
+    second.rank(["slack:T1:U3"], papers, 5, prefs=prefs)
+    assert encoder.seen == ["graph neural networks"]
+
+
+def test_teammates_are_the_reason_when_nothing_else_is(service: PaperService, store: Store) -> None:
+    service.train()
+    pid = store.resolve_ids(["2601.00002"])[0]
+    for user in ("U2", "U3", "U4"):
+        service.record(f"slack:T1:{user}", pid, Feedback.LIKE)
+    service.record("slack:T2:U9", pid, Feedback.LIKE)  # another workspace never counts
+    paper = store.get_paper(pid)
+    result = service.with_teammates(service.rank(["slack:T1:U1"], [paper], 1), "slack:T1")
+    (item,) = result
+    assert item.teammates == 3
+    assert item.explanation.text() == "Liked by 3 teammates"
+
+
+def test_bad_input_unknown_person_and_papers_newer_than_the_model(
+    service: PaperService, store: Store
+) -> None:
+    state = service.train()
+    papers = list(store.iter_papers())
+    # Someone the model never saw gets the community's order, with a community reason.
+    stranger = service.rank(["slack:T9:nobody"], papers, 5)
+    assert len(stranger) == 5
+    assert all(r.explanation.liked == () for r in stranger)
+    # Feedback only on a paper newer than the model still shapes the person's ranking
+    # (through its content), and that paper is never recommended back.
+    new = add(
+        store,
+        [
+            {
+                "arxiv_id": "2601.09999",
+                "title": "Mixture of Experts Routing for Sparse Language Models",
+                "abstract": "Expert routing and load balancing in sparse mixture of experts.",
+            }
+        ],
+    )
+    assert new[0] not in state.pidx
+    uid = "slack:T1:U7"
+    service.record(uid, new[0], Feedback.LIKE)
+    everything = list(store.iter_papers())
+    picked = service.rank([uid], everything, 5)
+    assert new[0] not in [r.paper.id for r in picked]
+    moe = [r for r in picked if "expert" in r.paper.text.lower()]
+    assert len(moe) >= 3
+    # An empty profile (all feedback taken back) is the community's order again.
+    service.record(uid, new[0], Feedback.LIKE, removed=True)
+    again = [r.paper.id for r in service.rank([uid], papers, 5)]
+    assert again == [r.paper.id for r in stranger]
