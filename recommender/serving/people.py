@@ -12,6 +12,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
+
 from recommender.model import people as build
 from recommender.model.state import FittedState, People
 from recommender.serving.papers import PaperVectorCache
@@ -41,40 +43,47 @@ class PeopleCache:
         if not uids:
             return build.from_feedback(state, [])
         versions = self.store.feedback_versions(uids)
-        out: list[People | None] = [None] * len(uids)
+        hits: dict[int, People] = {}
         table, fold = [], []
         with self._lock:
             for i, (uid, version) in enumerate(zip(uids, versions, strict=True)):
                 hit = self._cache.get(uid)
                 if hit is not None and hit[0] == state.version and hit[1] == version:
                     self._cache.move_to_end(uid)
-                    out[i] = hit[2]
-                elif (
-                    version is not None
-                    and version <= state.trained_feedback_version
-                    and uid in state.user_index
+                    hits[i] = hit[2]
+                elif uid in state.user_index and (
+                    version is not None and version <= state.trained_feedback_version
                 ):
                     table.append(i)
                 elif version is None and uid not in state.user_index:
                     table.append(i)  # nobody to fold in: an empty row
                 else:
                     fold.append(i)
+        parts: list[People] = []
+        order: list[int] = []
         if table:
-            block = build.from_table(state, [uids[i] for i in table])
-            for k, i in enumerate(table):
-                out[i] = block.take([k])
+            parts.append(build.from_table(state, [uids[i] for i in table]))
+            order += table
         if fold:
-            block = self._fold(state, [uids[i] for i in fold])
+            folded = self._fold(state, [uids[i] for i in fold])
             self.folded += len(fold)
             with self._lock:
                 for k, i in enumerate(fold):
-                    out[i] = block.take([k])
-                    self._cache[uids[i]] = (state.version, versions[i], out[i])
+                    self._cache[uids[i]] = (state.version, versions[i], folded.take([k]))
                 while len(self._cache) > self.size:
                     self._cache.popitem(last=False)
-        if table and not fold and len(table) == len(uids):
+            parts.append(folded)
+            order += fold
+        if hits:
+            parts.extend(hits.values())
+            order += list(hits)
+        block = People.concat(parts)
+        if order == list(range(len(uids))):
             return block
-        return People.concat([p for p in out if p is not None])
+        # Back to the order asked for, in one gather.
+        where = np.empty(len(order), dtype=np.int64)
+        where[np.asarray(order)] = np.arange(len(order))
+        return block.take(where)
 
     def _fold(self, state: FittedState, uids: list[str]) -> People:
         """Fold people in from their feedback as stored now."""
