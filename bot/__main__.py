@@ -371,7 +371,7 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
                 str(run.unchanged),
                 str(run.skipped),
                 f"{run.seconds:.1f}",
-                "failed" if run.error else "ok",
+                "failed" if run.error else (run.note or "ok"),
             )
             if run.error:
                 failures.append(f"  {when} {run.source}: {run.error}")

@@ -229,7 +229,6 @@ class CommandService:
             return Reply(f"{exc}\n{help_text('subscribe')}")
         target = ctx.user if kind == "dm" else str(ctx.channel)
         sid = subscription_id(kind, ctx.platform, ctx.workspace, target)
-        existing = self.store.get_subscription(sid)
         sub = Subscription(
             id=sid,
             kind=kind,
@@ -243,11 +242,11 @@ class CommandService:
             tz=tz,
             created=self.clock(),
         )
-        if existing:
-            # Keep history so an edit neither resends nor skips papers.
-            sub.last_sent, sub.last_period = existing.get("last_sent"), existing.get("last_period")
-            sub.created = existing.get("created", sub.created)
-        self.store.put_subscription(sid, sub.to_dict())
+        # Keep history so an edit neither resends nor skips papers (merged in the store's
+        # one atomic step, so a digest finishing meanwhile is not undone).
+        existing = self.store.put_subscription(
+            sid, sub.to_dict(), keep=("last_sent", "last_period", "created")
+        )
         nxt = next_slot(sub, datetime.fromtimestamp(self.clock(), UTC))
         where = "by DM" if kind == "dm" else "in this channel"
         verb = "Updated" if existing else "Subscribed"

@@ -86,7 +86,7 @@ class Delivery:
             self.store.put_pending(key, pending)
             # Record the period at once: a failure now resumes this digest, not a new one.
             sub.last_period = period
-            self.store.put_subscription(sub.id, sub.to_dict())
+            self.store.update_subscription(sub.id, {"last_period": period})
         digest = _digest_from(pending["digest"])
         port = self.ports[sub.platform]
         target = target_of(sub)
@@ -131,14 +131,10 @@ class Delivery:
         self.store.mark_seen(sub.subscriber, papers, now.timestamp())
         self.store.mark(f"sent:{key}", SENT_TTL)
         self.store.clear_pending(key)
-        # Re-read: the subscriber may have changed or cancelled it while this digest went out.
-        current = self.store.get_subscription(sub.id)
-        if current is None:
-            return
-        fresh = Subscription.from_dict(current)
-        fresh.last_period = period
-        fresh.last_sent = now.timestamp()
-        self.store.put_subscription(fresh.id, fresh.to_dict())
+        # One atomic step: the subscriber may change or cancel it while this digest goes out.
+        self.store.update_subscription(
+            sub.id, {"last_period": period, "last_sent": now.timestamp()}
+        )
 
     async def _tell_owner(self, sub: Subscription, exc: DeliveryError) -> None:
         """Let the person who set up a digest know why it is stuck (by DM, best effort)."""

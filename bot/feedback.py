@@ -108,17 +108,19 @@ class FeedbackHandler:
             author = paper.authors[0] if paper.authors else ""
             if not author:
                 return Outcome(False, "That paper lists no authors to mute.")
-            muted = store.words(uid, "muted")
-            undo = removed or (toggle and author.casefold() in muted)
-            if undo:
+            # One atomic step each: a read here and a write later could lose a second click.
+            if removed:
                 store.remove_words(uid, "muted", [author.casefold()])
+                undo = True
+            elif toggle:
+                undo = not store.toggle_word(uid, "muted", author.casefold())
             else:
                 store.add_words(uid, "muted", [author.casefold()])
+                undo = False
             template = UNDO[kind] if undo else ACK[kind]
             return Outcome(True, template.format(author=author))
-        current = store.user_feedback(uid).get(paper.id, set())
-        undo = removed or (toggle and kind.value in current)
-        kinds = self.service.record(uid, paper.id, kind, removed=undo)
+        kinds = self.service.record(uid, paper.id, kind, removed=removed, toggle=toggle)
+        undo = removed or kind.value not in kinds
         return Outcome(True, UNDO[kind] if undo else ACK[kind], frozenset(kinds))
 
     def reaction(

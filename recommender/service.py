@@ -312,11 +312,20 @@ class PaperService:
 
     # -- feedback ------------------------------------------------------------------------
 
-    def record(self, uid: str, paper_id: str, kind: Feedback, *, removed: bool = False) -> set[str]:
-        """Store one piece of feedback and fold it into that person's profile at once."""
+    def record(
+        self,
+        uid: str,
+        paper_id: str,
+        kind: Feedback,
+        *,
+        removed: bool = False,
+        toggle: bool = False,
+    ) -> set[str]:
+        """Store one piece of feedback (`toggle`: flip it, decided atomically in the store)
+        and fold it into that person's profile at once."""
         exclusive = {"like": ("dislike",), "dislike": ("like", "save")}.get(kind.value, ())
         kinds = self.store.apply_feedback(
-            uid, paper_id, kind.value, removed=removed, exclusive=exclusive
+            uid, paper_id, kind.value, removed=removed, toggle=toggle, exclusive=exclusive
         )
         self.fold_in(uid)
         return kinds

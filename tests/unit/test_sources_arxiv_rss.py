@@ -194,7 +194,7 @@ def test_truncated_feed_raises_one_line(rss2: bytes) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b"Rate exceeded.", "rss: response is not valid XML"),
+        (b"Rate exceeded.", "rss: rate limited: the server answered 'Rate exceeded.'"),
         (b"<html><head><title>503</title></head></html>", "rss: response is not an RSS or Atom"),
         (b"  \n", "rss: response is empty"),
     ],
