@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bot import redact
 from bot import scheduler as sched
 from bot.cli_app import (
     App,
@@ -536,6 +537,8 @@ def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
         level = logging.WARNING
     if args.verbose:
         level = min(level, logging.INFO)
+    # Before any handler or third-party logger can print a token or a URL's password.
+    redact.install(redact.settings_secrets(settings))
     root = logging.getLogger()
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
