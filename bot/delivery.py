@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.digest import DigestBuilder
-from bot.ports import ChatPort, DeliveryError, Digest, PaperCard, Target
+from bot.ports import ChatPort, DeliveryError, Digest, PaperCard, Sent, Target
 from bot.subscriptions import Subscription, due
 from recommender.store import Store
 
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 SENT_TTL = 40 * 86400  # longer than any period, so a period is never sent twice
 LOCK_TTL = 600  # one sender per digest at a time
 MAX_ATTEMPTS = 8
+INTRO = "intro"  # the outbox's name for a digest's first message
 
 
 def target_of(sub: Subscription) -> Target:
@@ -37,6 +40,10 @@ class Delivery:
         self.store = store
         self.builder = builder
         self.ports = ports
+        # This process's lock token: a lock it could not release (Redis went away mid-send)
+        # is its own to take again as soon as Redis is back, not only after LOCK_TTL.
+        self._token = secrets.token_hex(8)
+        self._sending: set[str] = set()
 
     def due_subscriptions(self, now: datetime) -> list[tuple[Subscription, str]]:
         """(subscription, period) for every digest due at `now`."""
@@ -67,12 +74,15 @@ class Delivery:
         key = f"{sub.id}:{period}"
         if self.store.is_marked(f"sent:{key}"):
             return "skipped"
-        if not self.store.once(f"sending:{key}", LOCK_TTL):
+        lock = f"sending:{key}"
+        if key in self._sending or not self.store.acquire_lease(lock, self._token, LOCK_TTL * 1000):
             return "skipped"
+        self._sending.add(key)
         try:
             return await self._send_locked(sub, period, key, now)
         finally:
-            self.store.release_once(f"sending:{key}")
+            self._sending.discard(key)
+            self.store.release_lease(lock, self._token)
 
     async def _send_locked(self, sub: Subscription, period: str, key: str, now: datetime) -> str:
         """The body of `send`, with the per-digest lock held."""
@@ -92,18 +102,20 @@ class Delivery:
         target = target_of(sub)
         try:
             if pending["thread"] is None:
-                intro = await port.post_intro(target, digest)
+                intro = await self._post(port, pending, key, target, digest, None)
                 pending["thread"] = intro.message_key
+                pending["inflight"] = None
                 self.store.put_pending(key, pending)
             for card in digest.cards:
                 if card.paper_id in pending["done"]:
                     continue
-                sent = await port.post_card(target, digest, card, pending["thread"])
+                sent = await self._post(port, pending, key, target, digest, card)
                 self.store.remember_message(
                     sent.message_key,
                     {"paper": card.paper_id, "sub": sub.id, "workspace": sub.workspace},
                 )
                 pending["done"].append(card.paper_id)
+                pending["inflight"] = None
                 self.store.put_pending(key, pending)
                 # Posted is sent: a later digest must not offer it again, even if this one
                 # never completes.
@@ -123,6 +135,35 @@ class Delivery:
             return "retry"
         self._finish(sub, period, key, pending["done"], now)
         return "sent"
+
+    async def _post(
+        self,
+        port: ChatPort,
+        pending: dict[str, Any],
+        key: str,
+        target: Target,
+        digest: Digest,
+        card: PaperCard | None,
+    ) -> Sent:
+        """Post the intro (no card) or one paper, never twice.
+
+        The outbox names the message being posted before it goes out; if that try posted
+        it but could not record it (Redis lost, process killed), the next try looks for it
+        first (ports with `find_sent`), so resuming never repeats a message.
+        """
+        name = card.paper_id if card else INTRO
+        find = getattr(port, "find_sent", None)
+        if pending.get("inflight") == name:
+            if find is not None:
+                found = await find(target, digest, card, pending["thread"])
+                if found is not None:
+                    return found
+        else:
+            pending["inflight"] = name
+            self.store.put_pending(key, pending)
+        if card is None:
+            return await port.post_intro(target, digest)
+        return await port.post_card(target, digest, card, pending["thread"])
 
     def _finish(
         self, sub: Subscription, period: str, key: str, papers: list[str], now: datetime

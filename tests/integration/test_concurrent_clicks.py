@@ -209,9 +209,7 @@ def _subscription_worker(url: str, ops: list[tuple[str, str]], barrier, errors) 
     store.close()
 
 
-def test_concurrent_subscription_changes_keep_the_index_exact(
-    store: Store, redis_url: str
-) -> None:
+def test_concurrent_subscription_changes_keep_the_index_exact(store: Store, redis_url: str) -> None:
     rng = random.Random(3)
     ids = [f"dm:slack:T1:U{n}" for n in range(4)]
     ops = [
