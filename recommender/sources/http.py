@@ -67,6 +67,8 @@ def safe_url(url: str) -> str:
 
 def format_size(size: int) -> str:
     """`52428800` -> `50 MB` (binary megabytes, as the cap is given)."""
+    if size >= 1024**3:
+        return f"{size / 1024**3:.4g} GB"
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.4g} MB"
     if size >= 1024:
