@@ -102,6 +102,7 @@ def fetch_and_parse(
     min_interval: float = 3.0,
     attempts: int = 3,
     max_bytes: int | None = None,
+    redirect_hosts: Sequence[str] = (),
     now: datetime | None = None,
     progress: Progress = _noop,
 ) -> tuple[ParseResult, SourceError | None]:
@@ -109,6 +110,7 @@ def fetch_and_parse(
 
     Returns what was parsed and the error that stopped it, if any: arXiv pages already
     parsed when a later page fails are kept, so one bad page does not waste the others.
+    Downloads are refused past `max_bytes` (default: the source's `SOURCE_MAX_BYTES`).
     """
     if kind not in SOURCE_NAMES:
         raise ValueError(f"unknown source {kind!r} (expected one of {', '.join(SOURCE_NAMES)})")
@@ -116,6 +118,8 @@ def fetch_and_parse(
         "timeout": timeout,
         "attempts": attempts,
         "max_bytes": max_bytes or SOURCE_MAX_BYTES.get(kind, DEFAULT_MAX_BYTES),
+        # Other hosts an https redirect of this source may lead to (same host always may).
+        "allow_hosts": tuple(redirect_hosts),
     }
     pages: list[ParseResult] = []
     try:
