@@ -211,6 +211,13 @@ def load_xml(body: bytes, source: str) -> Element:
         return SafeET.fromstring(body)
     except DefusedXmlException as exc:
         raise SourceError(source, f"response refused: unsafe XML ({type(exc).__name__})") from exc
+    except (LookupError, ValueError) as exc:
+        # expat hands an encoding named in the XML declaration to Python's codecs: an
+        # unknown, multi-byte or non-text one raises these instead of a ParseError.
+        raise SourceError(
+            source,
+            f"response is not valid XML (its declared encoding cannot be read, {_size(body)})",
+        ) from exc
     except ParseError as exc:
         message = str(exc)
         if message.startswith("no element found"):
