@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bot import redact
 from bot import scheduler as sched
 from bot.cli_app import (
     App,
@@ -376,7 +377,7 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
                 str(run.unchanged),
                 str(run.skipped),
                 f"{run.seconds:.1f}",
-                "failed" if run.error else "ok",
+                "failed" if run.error else (run.note or "ok"),
             )
             if run.error:
                 failures.append(f"  {when} {run.source}: {run.error}")
@@ -568,6 +569,8 @@ def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
         level = logging.WARNING
     if args.verbose:
         level = min(level, logging.INFO)
+    # Before any handler or third-party logger can print a token or a URL's password.
+    redact.install(redact.settings_secrets(settings))
     root = logging.getLogger()
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()

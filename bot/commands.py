@@ -25,11 +25,11 @@ from recommender.bibtex import to_bibtex
 from recommender.index import QueryError
 from recommender.model import Explanation
 from recommender.service import LIMITS, PaperService, Ranked
+from recommender.store import WordLimitReached
 
 MAX_TEXT = 2000  # longer command text is cut (Slack allows ~4,000; nobody types more)
 HIDDEN = (
-    "{n} paper{s} hidden by your excluded words and muted authors; "
-    "`/papers settings` shows them."
+    "{n} paper{s} hidden by your excluded words and muted authors; `/papers settings` shows them."
 )
 SEARCH_RESULTS = 5
 FORGET_WINDOW = 300  # seconds a forget-me confirmation stays valid
@@ -249,7 +249,6 @@ class CommandService:
             return Reply(f"{exc}\n{help_text('subscribe')}")
         target = ctx.user if kind == "dm" else str(ctx.channel)
         sid = subscription_id(kind, ctx.platform, ctx.workspace, target)
-        existing = self.store.get_subscription(sid)
         sub = Subscription(
             id=sid,
             kind=kind,
@@ -263,11 +262,11 @@ class CommandService:
             tz=tz,
             created=self.clock(),
         )
-        if existing:
-            # Keep history so an edit neither resends nor skips papers.
-            sub.last_sent, sub.last_period = existing.get("last_sent"), existing.get("last_period")
-            sub.created = existing.get("created", sub.created)
-        self.store.put_subscription(sid, sub.to_dict())
+        # Keep history so an edit neither resends nor skips papers (merged in the store's
+        # one atomic step, so a digest finishing meanwhile is not undone).
+        existing = self.store.put_subscription(
+            sid, sub.to_dict(), keep=("last_sent", "last_period", "created")
+        )
         nxt = next_slot(sub, datetime.fromtimestamp(self.clock(), UTC))
         where = "by DM" if kind == "dm" else "in this channel"
         verb = "Updated" if existing else "Subscribed"
@@ -351,10 +350,9 @@ class CommandService:
         if action not in ("add", "remove", "exclude", "include") or not phrases:
             return Reply(help_text("topics"))
         if action == "add":
-            full = self._over_limit(ctx.uid, "topics", phrases)
+            full = self._add_bounded(ctx.uid, "topics", phrases)
             if full:
                 return Reply(full)
-            self.store.add_words(ctx.uid, "topics", phrases)
             return Reply(
                 "Boosting: " + ", ".join(phrases) + ". Papers on these rank higher for you."
             )
@@ -365,10 +363,9 @@ class CommandService:
         if action == "include":
             removed = self.store.remove_words(ctx.uid, "exclude", phrases)
             return Reply(f"No longer excluding {removed} of: " + ", ".join(phrases) + ".")
-        full = self._over_limit(ctx.uid, "exclude", phrases)
+        full = self._add_bounded(ctx.uid, "exclude", phrases)
         if full:
             return Reply(full)
-        self.store.add_words(ctx.uid, "exclude", phrases)
         return Reply(
             "Hiding papers that mention: "
             + ", ".join(phrases)
@@ -380,29 +377,19 @@ class CommandService:
         name = _author_arg(rest)
         if not name:
             return Reply(help_text("mute"))
-        full = self._over_limit(ctx.uid, "muted", [name.casefold()])
+        full = self._add_bounded(ctx.uid, "muted", [name.casefold()])
         if full:
             return Reply(full)
-        self.store.add_words(ctx.uid, "muted", [name.casefold()])
         return Reply(f"Muted {name}. `/papers unmute author {name}` undoes it.")
 
-    def _over_limit(self, uid: str, kind: str, new: list[str]) -> str:
-        """A reply when adding `new` would take a person's list past its limit, else ""."""
-        have = self.store.words(uid, kind)
-        after = len(have | set(new))
-        limit = LIMITS[kind]
-        if after <= limit:
-            return ""
-        what = {"topics": "topics", "exclude": "excluded phrases", "muted": "muted authors"}[kind]
-        undo = {
-            "topics": "`/papers topics remove <topic>`",
-            "exclude": "`/papers topics include <phrase>`",
-            "muted": "`/papers unmute author <name>`",
-        }[kind]
-        return (
-            f"You have {len(have)} {what}; the limit is {limit}. Remove some first with "
-            f"{undo}, then try again."
-        )
+    def _add_bounded(self, uid: str, kind: str, new: list[str]) -> str:
+        """Add to a person's list in one atomic step; a reply when it would pass its limit
+        (nothing added then), else ""."""
+        try:
+            self.store.add_words(uid, kind, new, limit=LIMITS[kind])
+        except WordLimitReached as full:
+            return limit_reply(kind, full.size, full.limit)
+        return ""
 
     def unmute(self, ctx: Context, rest: str) -> Reply:
         """`unmute author <name>`."""
@@ -468,6 +455,20 @@ def _phrases(text: str) -> list[str]:
     parts = (" ".join(p.split()) for p in (text or "").split(","))
     capped = (p.casefold()[:80].strip() for p in parts)
     return list(dict.fromkeys(p for p in capped if p))[:20]
+
+
+def limit_reply(kind: str, size: int, limit: int) -> str:
+    """What to say when a person's topics, excluded phrases or muted authors are full."""
+    what = {"topics": "topics", "exclude": "excluded phrases", "muted": "muted authors"}[kind]
+    undo = {
+        "topics": "`/papers topics remove <topic>`",
+        "exclude": "`/papers topics include <phrase>`",
+        "muted": "`/papers unmute author <name>`",
+    }[kind]
+    return (
+        f"You have {size} {what}; the limit is {limit}. Remove some first with {undo}, "
+        "then try again."
+    )
 
 
 def _hidden(count: int) -> str:

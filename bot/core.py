@@ -47,7 +47,7 @@ class BotCore:
             with self._lock:
                 return self.commands.handle(ctx, text)
         except StoreUnavailable as exc:
-            log.error("command failed: %s", exc)
+            log.error("command not answered: paperbot cannot reach its database (%s)", exc)
             return Reply(UNAVAILABLE)
         except Exception:
             log.exception("command failed")
@@ -68,7 +68,7 @@ class BotCore:
             with self._lock:
                 return self.feedback.button(ctx, value, message_key)
         except StoreUnavailable as exc:
-            log.error("button failed: %s", exc)
+            log.error("click not recorded: paperbot cannot reach its database (%s)", exc)
             return Outcome(False, UNAVAILABLE)
 
     def react(self, ctx: Context, message_key: str, emoji: str, *, removed: bool) -> Outcome | None:
@@ -77,7 +77,7 @@ class BotCore:
             with self._lock:
                 return self.feedback.reaction(ctx, message_key, emoji, removed=removed)
         except StoreUnavailable as exc:
-            log.error("reaction failed: %s", exc)
+            log.error("reaction not recorded: paperbot cannot reach its database (%s)", exc)
             return None
 
     def reaction(self, ctx: Context, message_key: str, emoji: str, *, removed: bool) -> str | None:
@@ -86,6 +86,6 @@ class BotCore:
             with self._lock:
                 outcome = self.feedback.reaction(ctx, message_key, emoji, removed=removed)
         except StoreUnavailable as exc:
-            log.error("reaction failed: %s", exc)
+            log.error("reaction not recorded: paperbot cannot reach its database (%s)", exc)
             return None
         return outcome.message if outcome else None

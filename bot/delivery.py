@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.digest import DigestBuilder
-from bot.ports import ChatPort, DeliveryError, Digest, PaperCard, Target
+from bot.ports import ChatPort, DeliveryError, Digest, PaperCard, Sent, Target
 from bot.subscriptions import Subscription, due
 from recommender.store import Store
 
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 SENT_TTL = 40 * 86400  # longer than any period, so a period is never sent twice
 LOCK_TTL = 600  # one sender per digest at a time
 MAX_ATTEMPTS = 8
+INTRO = "intro"  # the outbox's name for a digest's first message
 
 
 def target_of(sub: Subscription) -> Target:
@@ -44,6 +47,10 @@ class Delivery:
         self.store = store
         self.builder = builder
         self.ports = ports
+        # This process's lock token: a lock it could not release (Redis went away mid-send)
+        # is its own to take again as soon as Redis is back, not only after LOCK_TTL.
+        self._token = secrets.token_hex(8)
+        self._sending: set[str] = set()
 
     def due_subscriptions(self, now: datetime) -> list[tuple[Subscription, str]]:
         """(subscription, period) for every digest due at `now`."""
@@ -75,12 +82,15 @@ class Delivery:
         key = f"{sub.id}:{period}"
         if self.store.is_marked(f"sent:{key}"):
             return "skipped"
-        if not self.store.once(f"sending:{key}", LOCK_TTL):
+        lock = f"sending:{key}"
+        if key in self._sending or not self.store.acquire_lease(lock, self._token, LOCK_TTL * 1000):
             return "skipped"
+        self._sending.add(key)
         try:
             return await self._send_locked(sub, period, key, now)
         finally:
-            self.store.release_once(f"sending:{key}")
+            self._sending.discard(key)
+            self.store.release_lease(lock, self._token)
 
     async def _send_locked(self, sub: Subscription, period: str, key: str, now: datetime) -> str:
         """The body of `send`, with the per-digest lock held."""
@@ -94,24 +104,26 @@ class Delivery:
             self.store.put_pending(key, pending)
             # Record the period at once: a failure now resumes this digest, not a new one.
             sub.last_period = period
-            self.store.put_subscription(sub.id, sub.to_dict())
+            self.store.update_subscription(sub.id, {"last_period": period})
         digest = _digest_from(pending["digest"])
         port = self.ports[sub.platform]
         target = target_of(sub)
         try:
             if pending["thread"] is None:
-                intro = await port.post_intro(target, digest)
+                intro = await self._post(port, pending, key, target, digest, None)
                 pending["thread"] = intro.message_key
+                pending["inflight"] = None
                 self.store.put_pending(key, pending)
             for card in digest.cards:
                 if card.paper_id in pending["done"]:
                     continue
-                sent = await port.post_card(target, digest, card, pending["thread"])
+                sent = await self._post(port, pending, key, target, digest, card)
                 self.store.remember_message(
                     sent.message_key,
                     {"paper": card.paper_id, "sub": sub.id, "workspace": sub.workspace},
                 )
                 pending["done"].append(card.paper_id)
+                pending["inflight"] = None
                 self.store.put_pending(key, pending)
                 # Posted is sent: a later digest must not offer it again, even if this one
                 # never completes.
@@ -132,6 +144,35 @@ class Delivery:
         self._finish(sub, period, key, pending["done"], now)
         return "sent"
 
+    async def _post(
+        self,
+        port: ChatPort,
+        pending: dict[str, Any],
+        key: str,
+        target: Target,
+        digest: Digest,
+        card: PaperCard | None,
+    ) -> Sent:
+        """Post the intro (no card) or one paper, never twice.
+
+        The outbox names the message being posted before it goes out; if that try posted
+        it but could not record it (Redis lost, process killed), the next try looks for it
+        first (ports with `find_sent`), so resuming never repeats a message.
+        """
+        name = card.paper_id if card else INTRO
+        find = getattr(port, "find_sent", None)
+        if pending.get("inflight") == name:
+            if find is not None:
+                found = await find(target, digest, card, pending["thread"])
+                if found is not None:
+                    return found
+        else:
+            pending["inflight"] = name
+            self.store.put_pending(key, pending)
+        if card is None:
+            return await port.post_intro(target, digest)
+        return await port.post_card(target, digest, card, pending["thread"])
+
     def _finish(
         self, sub: Subscription, period: str, key: str, papers: list[str], now: datetime
     ) -> None:
@@ -139,14 +180,10 @@ class Delivery:
         self.store.mark_seen(sub.subscriber, papers, now.timestamp())
         self.store.mark(f"sent:{key}", SENT_TTL)
         self.store.clear_pending(key)
-        # Re-read: the subscriber may have changed or cancelled it while this digest went out.
-        current = self.store.get_subscription(sub.id)
-        if current is None:
-            return
-        fresh = Subscription.from_dict(current)
-        fresh.last_period = period
-        fresh.last_sent = now.timestamp()
-        self.store.put_subscription(fresh.id, fresh.to_dict())
+        # One atomic step: the subscriber may change or cancel it while this digest goes out.
+        self.store.update_subscription(
+            sub.id, {"last_period": period, "last_sent": now.timestamp()}
+        )
 
     async def _tell_owner(self, sub: Subscription, exc: DeliveryError) -> None:
         """Let the person who set up a digest know why it is stuck (by DM, best effort)."""

@@ -21,6 +21,7 @@ import discord
 import yarl
 from discord import app_commands
 
+from bot import resend
 from bot.commands import BY_NAME, COMMANDS
 from bot.config import Settings
 from bot.core import FAILED, UNAVAILABLE, BotCore
@@ -260,7 +261,7 @@ class PaperButton(
 
 
 class AuthorPicker(discord.ui.View):
-    """"Which author?" after 🔇 on a paper with several authors: one select menu."""
+    """ "Which author?" after 🔇 on a paper with several authors: one select menu."""
 
     def __init__(self, choices: Sequence[tuple[str, str]]) -> None:
         super().__init__(timeout=15 * 60)
@@ -431,23 +432,41 @@ def _retry_after(exc: discord.HTTPException) -> float | None:
 
 
 _NETWORK_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+SEND_TIMEOUT = 30.0  # seconds one send may take before it is retried (same nonce)
 
 
 # -- the port ------------------------------------------------------------------------------
 
 
 class DiscordPort:
-    """Digest delivery into Discord DMs and channels, one message per paper."""
+    """Digest delivery into Discord DMs and channels, one message per paper.
+
+    Every digest message is sent with its idempotency key as an enforced nonce: Discord
+    answers a repeated send with the message it already created, so a retry after a 5xx
+    or a timeout never posts twice.
+    """
 
     platform = PLATFORM
 
-    def __init__(self, runtime: DiscordRuntime) -> None:
+    def __init__(
+        self,
+        runtime: DiscordRuntime,
+        *,
+        attempts: int = resend.ATTEMPTS,
+        backoff: float = resend.BACKOFF,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        timeout: float = SEND_TIMEOUT,
+    ) -> None:
         self.runtime = runtime
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.sleep = sleep
 
     async def post_intro(self, target: Target, digest: Digest) -> Sent:
         """The digest's heading and intro."""
         content = truncate(f"**{plain(digest.title)}**\n{core_text(digest.intro)}", CONTENT_LIMIT)
-        message = await self._send(target, content=content)
+        message = await self._send(target, key=resend.post_key(digest), content=content)
         return Sent(message_key(message.channel.id, message.id), None)
 
     async def post_card(
@@ -458,7 +477,7 @@ class DiscordPort:
         view = paper_view([card])
         if view is not None:
             kwargs["view"] = view
-        message = await self._send(target, **kwargs)
+        message = await self._send(target, key=resend.post_key(digest, card), **kwargs)
         return Sent(message_key(message.channel.id, message.id), card.paper_id)
 
     async def send_text(self, target: Target, text: str) -> None:
@@ -466,13 +485,16 @@ class DiscordPort:
         for piece in split_text(core_text(text)):
             await self._send(target, content=piece)
 
-    async def _send(self, target: Target, **kwargs: Any) -> discord.Message:
-        """Send to a DM or channel on the client's own loop; failures become DeliveryError."""
+    async def _send(self, target: Target, *, key: str = "", **kwargs: Any) -> discord.Message:
+        """Send to a DM or channel on the client's own loop, retried with backoff when the
+        message has a `key` (its nonce); failures become DeliveryError."""
 
         try:
             snowflake = int(target.id)
         except ValueError:
             raise DeliveryError(f"not a Discord id: {target.id[:40]}", permanent=True) from None
+        if key:
+            kwargs["nonce"] = resend.nonce(key)
 
         async def send() -> discord.Message:
             """Open the DM (or address the channel) and post."""
@@ -484,11 +506,22 @@ class DiscordPort:
                     )
                 else:
                     destination = client.get_partial_messageable(snowflake)
-                return await destination.send(allowed_mentions=NO_MENTIONS, **kwargs)
+                # discord.py itself never gives up on a hung request: bound each try.
+                return await asyncio.wait_for(
+                    destination.send(allowed_mentions=NO_MENTIONS, **kwargs), self.timeout
+                )
+            except TimeoutError:
+                raise DeliveryError(f"Discord did not answer within {self.timeout:g}s") from None
             except (discord.RateLimited, *_NETWORK_ERRORS) as exc:
                 raise delivery_error(exc) from exc
 
-        return await self.runtime.on_client_loop(send)
+        return await resend.post_once(
+            lambda: self.runtime.on_client_loop(send),
+            what=f"Discord message to {target.kind} {target.id}",
+            attempts=self.attempts if key else 1,
+            backoff=self.backoff,
+            sleep=self.sleep,
+        )
 
 
 # -- slash commands ------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.commands import limit_reply
 from bot.ports import Context
 from recommender.service import LIMITS, PaperService
+from recommender.store import WordLimitReached
 from recommender.types import Feedback
 
 # Emoji names as Slack sends them (and the unicode forms Discord sends) -> feedback.
@@ -136,9 +138,8 @@ class FeedbackHandler:
             store.add_channel_member(ctx.channel_key, uid)
         if kind is Feedback.MUTE:
             return self._mute(uid, paper, removed=removed, toggle=toggle, author=author)
-        current = store.user_feedback(uid).get(paper.id, set())
-        undo = removed or (toggle and kind.value in current)
-        kinds = self.service.record(uid, paper.id, kind, removed=undo)
+        kinds = self.service.record(uid, paper.id, kind, removed=removed, toggle=toggle)
+        undo = removed or kind.value not in kinds
         return Outcome(True, UNDO[kind] if undo else ACK[kind], frozenset(kinds))
 
     def _mute(self, uid: str, paper, *, removed: bool, toggle: bool, author: int | None) -> Outcome:
@@ -170,19 +171,21 @@ class FeedbackHandler:
             )
             title = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
             return Outcome(True, f"Which author of “{title}” should I mute?", choices=choices)
-        undo = removed or ((toggle or author is not None) and name.casefold() in muted)
-        if undo:
+        if removed:
             store.remove_words(uid, "muted", [name.casefold()])
             return Outcome(True, UNDO[Feedback.MUTE].format(author=name))
-        limit = LIMITS["muted"]
-        if len(muted) >= limit:
-            return Outcome(
-                False,
-                f"You have muted {len(muted)} authors, the limit. Unmute some first with "
-                "`/papers unmute author <name>`.",
-            )
-        store.add_words(uid, "muted", [name.casefold()])
-        return Outcome(True, ACK[Feedback.MUTE].format(author=name))
+        try:
+            # One atomic step: two clicks at once (two replicas, a button and a reaction)
+            # end as if one came after the other. A click toggles; a 🔇 reaction mutes.
+            if toggle or author is not None:
+                now_muted = store.toggle_word(uid, "muted", name.casefold(), limit=LIMITS["muted"])
+            else:
+                store.add_words(uid, "muted", [name.casefold()], limit=LIMITS["muted"])
+                now_muted = True
+        except WordLimitReached as full:
+            return Outcome(False, limit_reply("muted", full.size, full.limit))
+        template = ACK if now_muted else UNDO
+        return Outcome(True, template[Feedback.MUTE].format(author=name))
 
     def reaction(
         self, ctx: Context, message_key: str, emoji: str, *, removed: bool

@@ -263,6 +263,11 @@ def digest_job(runtime: Runtime, now: datetime | None = None) -> dict[str, str]:
             results = asyncio.run_coroutine_threadsafe(coro, runtime.loop).result(timeout=900)
         else:
             results = asyncio.run(coro)
+    except StoreUnavailable as exc:
+        # Due digests stay due (and a half-sent one stays in the outbox): the next run
+        # after the database is back sends them.
+        log.error("digest run skipped: paperbot cannot reach its database (%s)", exc)
+        return {}
     except Exception as exc:
         log.error("digest run failed: %s: %s", type(exc).__name__, first_line(exc))
         return {}

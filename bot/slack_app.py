@@ -35,6 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import resend
 from bot.config import Settings
 from bot.core import BotCore
 from bot.feedback import Outcome, button_value
@@ -90,6 +91,8 @@ ACTION_PREFIX = "pb_"
 
 # Block Kit limits (https://api.slack.com/reference/block-kit).
 MAX_BLOCKS = 50
+# Slack message metadata type of digest posts (their idempotency key is the payload).
+POST_EVENT = "paperbot_post"
 MAX_HOME_BLOCKS = 100
 SECTION_TEXT = 3000
 HEADER_TEXT = 150
@@ -422,17 +425,29 @@ class SlackPort:
 
     With one bot token every call uses `client`; with many workspaces, `workspaces` hands
     out each workspace's own client and says which workspaces have paperbot installed.
+    Every digest message carries its idempotency key in Slack message metadata; a post
+    that failed with a 5xx or a timeout is retried with backoff only after the
+    conversation's recent history shows it did not land (needs the `*:history` scopes).
     """
 
     platform = "slack"
 
     def __init__(
-        self, client: AsyncWebClient | None = None, *, workspaces: WorkspaceClients | None = None
+        self,
+        client: AsyncWebClient | None = None,
+        *,
+        workspaces: WorkspaceClients | None = None,
+        attempts: int = resend.ATTEMPTS,
+        backoff: float = resend.BACKOFF,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if client is None and workspaces is None:
             raise ValueError("SlackPort needs a client or per-workspace clients")
         self.client = client
         self.workspaces = workspaces
+        self.attempts = attempts
+        self.backoff = backoff
+        self.sleep = sleep
         self._dm: dict[tuple[str, str], str] = {}
 
     def serves(self, workspace: str) -> bool:
@@ -476,8 +491,10 @@ class SlackPort:
         channel: str,
         message: dict[str, Any],
         thread: str | None = None,
+        key: str = "",
     ) -> str:
-        """Post one message with `client` (the workspace's token); returns its ts."""
+        """Post one message with `client` (the workspace's token), retried and never twice
+        when it has a `key`; returns its ts."""
         kwargs: dict[str, Any] = {
             "channel": channel,
             "text": message["text"],
@@ -487,14 +504,61 @@ class SlackPort:
         }
         if thread:
             kwargs["thread_ts"] = thread
-        response = await self._call("chat.postMessage", lambda: client.chat_postMessage(**kwargs))
-        return str(response["ts"])
+        if key:
+            kwargs["metadata"] = {"event_type": POST_EVENT, "event_payload": {"key": key}}
+
+        async def post() -> str:
+            """One try."""
+            response = await self._call(
+                "chat.postMessage", lambda: client.chat_postMessage(**kwargs)
+            )
+            return str(response["ts"])
+
+        async def find() -> str | None:
+            """The ts of the message with this key, if an earlier try posted it."""
+            return await self.find_posted(client, channel, key, thread)
+
+        return await resend.post_once(
+            post,
+            find=find if key else None,
+            what=f"chat.postMessage to {channel}",
+            # Without a key a retry could post twice: notices are tried once.
+            attempts=self.attempts if key else 1,
+            backoff=self.backoff,
+            sleep=self.sleep,
+        )
+
+    async def find_posted(
+        self, client: AsyncWebClient, channel: str, key: str, thread: str | None = None
+    ) -> str | None:
+        """The ts of a recent message of ours carrying idempotency `key`, or None."""
+        if thread:
+            response = await self._call(
+                "conversations.replies",
+                lambda: client.conversations_replies(
+                    channel=channel, ts=thread, limit=100, include_all_metadata=True
+                ),
+            )
+        else:
+            response = await self._call(
+                "conversations.history",
+                lambda: client.conversations_history(
+                    channel=channel, limit=50, include_all_metadata=True
+                ),
+            )
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == POST_EVENT and payload.get("key") == key:
+                return str(message["ts"])
+        return None
 
     async def post_intro(self, target: Target, digest: Digest) -> Sent:
         """Post a digest's intro; its key is the thread the papers go under (in channels)."""
         client = await self.client_for(target.workspace)
         channel = await self.channel_for(target, client)
-        ts = await self._post(client, channel, digest_intro_message(digest))
+        key = resend.post_key(digest)
+        ts = await self._post(client, channel, digest_intro_message(digest), key=key)
         return Sent(f"slack:{channel}:{ts}", None)
 
     async def post_card(
@@ -503,13 +567,30 @@ class SlackPort:
         """Post one paper: in the intro's thread for channels, top level in a DM."""
         client = await self.client_for(target.workspace)
         channel = await self.channel_for(target, client)
-        thread_ts = None
-        if target.kind != "dm" and thread:
-            thread_channel, thread_ts = split_key(thread)
-            if thread_channel != channel:
-                thread_ts = None
-        ts = await self._post(client, channel, digest_card_message(card), thread_ts)
+        thread_ts = self._thread_ts(target, channel, thread)
+        key = resend.post_key(digest, card)
+        ts = await self._post(client, channel, digest_card_message(card), thread_ts, key=key)
         return Sent(f"slack:{channel}:{ts}", card.paper_id)
+
+    async def find_sent(
+        self, target: Target, digest: Digest, card: PaperCard | None, thread: str | None
+    ) -> Sent | None:
+        """A digest message (intro when `card` is None) already posted, found by its key."""
+        client = await self.client_for(target.workspace)
+        channel = await self.channel_for(target, client)
+        thread_ts = self._thread_ts(target, channel, thread) if card else None
+        ts = await self.find_posted(client, channel, resend.post_key(digest, card), thread_ts)
+        if ts is None:
+            return None
+        return Sent(f"slack:{channel}:{ts}", card.paper_id if card else None)
+
+    @staticmethod
+    def _thread_ts(target: Target, channel: str, thread: str | None) -> str | None:
+        """The thread a paper goes under: the intro's, in channels only."""
+        if target.kind == "dm" or not thread:
+            return None
+        thread_channel, thread_ts = split_key(thread)
+        return thread_ts if thread_channel == channel else None
 
     async def send_text(self, target: Target, text: str) -> None:
         """Post a plain notice (escaped)."""

@@ -21,6 +21,7 @@ from recommender.index import SearchIndex
 from recommender.ingest import ingest
 from recommender.sources import SOURCE_NAMES, SourceError, arxiv_api, arxiv_rss, hf_daily, jsonl
 from recommender.sources import parse_body as _parse_body
+from recommender.sources.http import DEFAULT_MAX_BYTES
 from recommender.store import Store
 from recommender.types import IngestReport, ParseResult
 
@@ -37,6 +38,16 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Sources that publish once per announcement day (an empty answer is a day off).
+DAILY_SOURCES = frozenset({"hf", "rss"})
+NO_ANNOUNCEMENT = "no announcement today"
+# Download caps per source; `fetch_and_parse(max_bytes=...)` overrides them.
+SOURCE_MAX_BYTES: dict[str, int] = {
+    "hf": DEFAULT_MAX_BYTES,
+    "rss": DEFAULT_MAX_BYTES,
+    "arxiv": DEFAULT_MAX_BYTES,
+}
 
 # `progress(stage, done, total)`: stage is "fetch", "ingest" or "embed"; total may be None.
 Progress = Callable[[str, int, int | None], None]
@@ -90,6 +101,8 @@ def fetch_and_parse(
     max_results: int = 200,
     min_interval: float = 3.0,
     attempts: int = 3,
+    max_bytes: int | None = None,
+    redirect_hosts: Sequence[str] = (),
     now: datetime | None = None,
     progress: Progress = _noop,
 ) -> tuple[ParseResult, SourceError | None]:
@@ -97,10 +110,17 @@ def fetch_and_parse(
 
     Returns what was parsed and the error that stopped it, if any: arXiv pages already
     parsed when a later page fails are kept, so one bad page does not waste the others.
+    Downloads are refused past `max_bytes` (default: the source's `SOURCE_MAX_BYTES`).
     """
     if kind not in SOURCE_NAMES:
         raise ValueError(f"unknown source {kind!r} (expected one of {', '.join(SOURCE_NAMES)})")
-    http: dict[str, Any] = {"timeout": timeout, "attempts": attempts}
+    http: dict[str, Any] = {
+        "timeout": timeout,
+        "attempts": attempts,
+        "max_bytes": max_bytes or SOURCE_MAX_BYTES.get(kind, DEFAULT_MAX_BYTES),
+        # Other hosts an https redirect of this source may lead to (same host always may).
+        "allow_hosts": tuple(redirect_hosts),
+    }
     pages: list[ParseResult] = []
     try:
         if body is None and path is not None:
@@ -185,6 +205,9 @@ def ingest_source(
     report.seconds = time.perf_counter() - clock
     if error is not None:
         report.error = error.message
+    elif kind in DAILY_SOURCES and not result.papers and not result.skipped:
+        # Weekends and holidays: the feed is there and empty, which is not a failure.
+        report.note = NO_ANNOUNCEMENT
     store.log_ingest(report)
     return report
 

@@ -311,12 +311,21 @@ class PaperService:
 
     # -- feedback ------------------------------------------------------------------------
 
-    def record(self, uid: str, paper_id: str, kind: Feedback, *, removed: bool = False) -> set[str]:
-        """Store one piece of feedback; every process's next ranking for the person uses it
-        (their cached vectors are keyed by their feedback version)."""
+    def record(
+        self,
+        uid: str,
+        paper_id: str,
+        kind: Feedback,
+        *,
+        removed: bool = False,
+        toggle: bool = False,
+    ) -> set[str]:
+        """Store one piece of feedback (`toggle`: flip it, decided atomically in the store);
+        every process's next ranking for the person uses it (their cached vectors are keyed
+        by their feedback version)."""
         exclusive = {"like": ("dislike",), "dislike": ("like", "save")}.get(kind.value, ())
         return self.store.apply_feedback(
-            uid, paper_id, kind.value, removed=removed, exclusive=exclusive
+            uid, paper_id, kind.value, removed=removed, toggle=toggle, exclusive=exclusive
         )
 
     def preferences(self, uid: str) -> Preferences:

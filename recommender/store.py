@@ -18,8 +18,14 @@ Redis Cluster slot):
     pb:user:{<uid>}:topics          set     boosted words
     pb:user:{<uid>}:exclude         set     hard-filter words
     pb:user:{<uid>}:muted           set     muted author names (normalised)
-    pb:sub:{<subscriber>}           hash    a subscription (personal DM or channel)
+    pb:user:{<uid>}:rated           set     every paper the person ever gave feedback on
+    pb:user:{<uid>}:seq             counter orders this person's feedback changes
+    pb:likers:<paper>               set     people who like or saved the paper
+    {pb:likers:<paper>}:seq         hash    person -> seq of the change the set reflects
+    pb:sub:{<subscriber>}           string  JSON of a subscription (personal DM or channel)
+    pb:sub:{<subscriber>}:seq       counter orders changes of that subscription
     pb:subs                         set     every subscriber id
+    {pb:subs}:seq                   hash    subscriber -> seq of the change the set reflects
     pb:feedback:log                 stream  every feedback event (audit, retrain trigger)
     pb:feedback:version             counter bumped on every feedback change
     pb:feedback:touched             zset    user id -> feedback version of their last change
@@ -58,8 +64,106 @@ from redis.retry import Retry
 from recommender.types import IngestReport, Paper
 
 PREFIX = "pb:"
-# Bump the feedback version and record who changed at that version, atomically.
-_TOUCH = "local v = redis.call('incr', KEYS[1]) redis.call('zadd', KEYS[2], v, ARGV[1]) return v"
+# Every script below touches the keys of one Redis Cluster slot only: a person's keys share
+# the `{uid}` hash tag, and an index's order key `{<index key>}:seq` hashes exactly like the
+# index key itself. Global indexes are updated by their own script, ordered by a sequence
+# number that the per-person (or per-record) step hands out.
+
+# The next sequence number of one person or record: strictly increasing, and never below
+# the server clock in microseconds, so numbers handed out after a forget-me (which deletes
+# the counter) still sort after every earlier one.
+_NEXT_SEQ = """
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local seq = tonumber(redis.call('get', KEYS[1]) or '0') + 1
+if now > seq then seq = now end
+redis.call('set', KEYS[1], string.format('%d', seq))
+return seq
+"""
+_SEQ_FN = "local function next_seq(key)" + _NEXT_SEQ.replace("KEYS[1]", "key") + "end\n"
+
+# One person's feedback on one paper, decided and written in one step.
+# KEYS: rx hash, saved zset, seq counter, rated set.
+# ARGV: paper, kind, removed (0/1), toggle (0/1), now, comma-joined kinds this one replaces.
+# Returns {seq, comma-joined kinds now, 1 if the kind was taken back}.
+_FEEDBACK = (
+    _SEQ_FN
+    + """
+local current = redis.call('hget', KEYS[1], ARGV[1])
+local kinds = {}
+if current then
+  for k in string.gmatch(current, '[^,]+') do kinds[k] = true end
+end
+local kind = ARGV[2]
+local undo = ARGV[3] == '1' or (ARGV[4] == '1' and kinds[kind] == true)
+if undo then
+  kinds[kind] = nil
+else
+  kinds[kind] = true
+  for k in string.gmatch(ARGV[6], '[^,]+') do kinds[k] = nil end
+end
+local list = {}
+for k in pairs(kinds) do list[#list + 1] = k end
+table.sort(list)
+local joined = table.concat(list, ',')
+if #list > 0 then
+  redis.call('hset', KEYS[1], ARGV[1], joined)
+else
+  redis.call('hdel', KEYS[1], ARGV[1])
+end
+if kinds['save'] then
+  redis.call('zadd', KEYS[2], 'NX', ARGV[5], ARGV[1])
+else
+  redis.call('zrem', KEYS[2], ARGV[1])
+end
+redis.call('sadd', KEYS[4], ARGV[1])
+return {next_seq(KEYS[3]), joined, undo and 1 or 0}
+"""
+)
+
+# A derived index (a set) follows its source: applied only when newer than what it holds.
+# KEYS: index set, `{index}:seq` hash. ARGV: member, seq, present (0/1).
+_INDEX = """
+local held = tonumber(redis.call('hget', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) <= held then return 0 end
+redis.call('hset', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('sadd', KEYS[1], ARGV[1])
+else
+  redis.call('srem', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+# Add words to a set unless that would take it past a limit (ARGV[1]; -1 for none).
+# Returns {added, size after}, or {-1, size} when refused (nothing added).
+_ADD_WORDS = """
+local added = 0
+for i = 2, #ARGV do
+  if redis.call('sismember', KEYS[1], ARGV[i]) == 0 then added = added + 1 end
+end
+local size = redis.call('scard', KEYS[1])
+local limit = tonumber(ARGV[1])
+if added > 0 and limit >= 0 and size + added > limit then return {-1, size} end
+for i = 2, #ARGV, 500 do
+  redis.call('sadd', KEYS[1], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+return {added, size + added}
+"""
+
+# Flip one word in a set: 1 when added, 0 when removed, -1 when full (ARGV[2]; -1 none).
+_TOGGLE = """
+if redis.call('srem', KEYS[1], ARGV[1]) == 1 then return 0 end
+local limit = tonumber(ARGV[2])
+if limit >= 0 and redis.call('scard', KEYS[1]) >= limit then return -1 end
+redis.call('sadd', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Delete a subscription record; returns {1 if it existed, seq}.
+_DELETE_RECORD = (
+    _SEQ_FN + "local gone = redis.call('del', KEYS[1]) return {gone, next_seq(KEYS[2])}"
+)
 # HGETALL of every key given, as a list of flat replies.
 _HGETALL_MANY = (
     "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('hgetall', k) end return out"
@@ -80,6 +184,16 @@ class StoreUnavailable(RuntimeError):
 
 class ModelArtefactError(ValueError):
     """A stored model version is missing, incomplete or corrupt; one line."""
+
+
+class WordLimitReached(ValueError):
+    """Adding would take a person's word list past its limit; nothing was added."""
+
+    def __init__(self, kind: str, limit: int, size: int) -> None:
+        super().__init__(f"your {kind} list is full ({size} of {limit})")
+        self.kind = kind
+        self.limit = limit
+        self.size = size
 
 
 _QUERY_SECRET = re.compile(r"(?P<key>[?&]password=)(?P<value>[^&#]*)", re.IGNORECASE)
@@ -216,6 +330,23 @@ def _user_key(uid: str, suffix: str) -> str:
     return f"{PREFIX}user:{{{uid}}}:{suffix}"
 
 
+def _sub_key(sub_id: str, suffix: str = "") -> str:
+    """A subscription's key (`pb:sub:{id}`) or a companion in its slot (`pb:sub:{id}:seq`)."""
+    return f"{PREFIX}sub:{{{sub_id}}}" + (f":{suffix}" if suffix else "")
+
+
+def _order_key(index_key: str) -> str:
+    """The hash ordering updates of a global index: `{<index key>}:seq`.
+
+    The whole index key is the hash tag, so this key lands on the index key's own Redis
+    Cluster slot and one script can update both.
+    """
+    return f"{{{index_key}}}:seq"
+
+
+_POSITIVE = frozenset({"like", "save"})
+
+
 @dataclass(slots=True)
 class IngestLogEntry:
     """One row of the ingest log."""
@@ -229,6 +360,7 @@ class IngestLogEntry:
     reasons: dict[str, int]
     error: str | None
     seconds: float
+    note: str | None = None
 
 
 class Store:
@@ -425,6 +557,7 @@ class Store:
             "skipped": report.skipped,
             "reasons": json.dumps(report.reasons),
             "error": report.error or "",
+            "note": report.note or "",
             "seconds": f"{report.seconds:.3f}",
         }
         # Exact trimming: one entry is dropped per run, so it costs nothing at this rate.
@@ -448,6 +581,7 @@ class Store:
                     reasons=json.loads(f.get("reasons") or "{}"),
                     error=f.get("error") or None,
                     seconds=float(f.get("seconds") or 0),
+                    note=f.get("note") or None,
                 )
             )
         return out
@@ -502,14 +636,15 @@ class Store:
     def flush_prefix(self) -> int:
         """Delete every paperbot key (tests and `paperbot reset` only)."""
         deleted = 0
-        batch: list[bytes] = []
-        for key in self.r.scan_iter(match=f"{PREFIX}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
+        for pattern in (f"{PREFIX}*", _order_key(f"{PREFIX}*")):
+            batch: list[bytes] = []
+            for key in self.r.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += self.r.delete(*batch)
+                    batch.clear()
+            if batch:
                 deleted += self.r.delete(*batch)
-                batch.clear()
-        if batch:
-            deleted += self.r.delete(*batch)
         return deleted
 
     # -- people: profiles, feedback, preferences ------------------------------------
@@ -538,50 +673,58 @@ class Store:
         kind: str,
         *,
         removed: bool = False,
+        toggle: bool = False,
         exclusive: Sequence[str] = (),
         ts: float | None = None,
     ) -> set[str]:
-        """Add or take back one kind of feedback; returns the person's kinds on that paper.
+        """Add, take back or (`toggle`) flip one kind of feedback, in one atomic step;
+        returns the person's kinds on that paper now.
 
-        `exclusive` lists kinds that this one replaces (a like clears a dislike).
+        `exclusive` lists kinds that this one replaces (a like clears a dislike). The
+        person's own keys change in one script; the global indexes (who liked the paper,
+        the feedback log and version) follow in order of that step's sequence number, so
+        concurrent clicks end exactly as some serial order of them would.
         """
         now = time.time() if ts is None else ts
-        key = _user_key(uid, "rx")
-        current = self.r.hget(key, paper_id)
-        kinds = set(current.decode().split(",")) if current else set()
-        kinds.discard("")
-        if removed:
-            kinds.discard(kind)
-        else:
-            kinds.add(kind)
-            kinds.difference_update(exclusive)
-        pipe = self.r.pipeline(transaction=True)
-        if kinds:
-            pipe.hset(key, paper_id, ",".join(sorted(kinds)))
-        else:
-            pipe.hdel(key, paper_id)
-        positive = kinds & {"like", "save"}
+        seq, joined, undone = self.r.eval(
+            _FEEDBACK,
+            4,
+            _user_key(uid, "rx"),
+            _user_key(uid, "saved"),
+            _user_key(uid, "seq"),
+            _user_key(uid, "rated"),
+            paper_id,
+            kind,
+            int(removed),
+            int(toggle),
+            repr(now),
+            ",".join(exclusive),
+        )
+        text = joined.decode() if isinstance(joined, bytes) else str(joined)
+        kinds = set(text.split(",")) if text else set()
         likers = f"{PREFIX}likers:{paper_id}"
-        if positive:
-            pipe.sadd(likers, uid)
-        else:
-            pipe.srem(likers, uid)
-        saved = _user_key(uid, "saved")
-        if "save" in kinds:
-            pipe.zadd(saved, {paper_id: now}, nx=True)
-        else:
-            pipe.zrem(saved, paper_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.eval(_INDEX, 2, likers, _order_key(likers), uid, seq, int(bool(kinds & _POSITIVE)))
         pipe.sadd(f"{PREFIX}users", uid)
         pipe.xadd(
             f"{PREFIX}feedback:log",
-            {"user": uid, "paper": paper_id, "kind": kind, "removed": int(removed), "ts": now},
+            {
+                "user": uid,
+                "paper": paper_id,
+                "kind": kind,
+                "removed": int(bool(undone)),
+                "ts": now,
+                "seq": seq,
+            },
             maxlen=1_000_000,
             approximate=True,
         )
-        # The version bump and "who changed" are one step, so a trainer that read up to
-        # version v can later re-read exactly the people whose feedback moved past v.
-        pipe.eval(_TOUCH, 2, f"{PREFIX}feedback:version", f"{PREFIX}feedback:touched", uid)
-        pipe.execute()
+        # The version moves after the person's rows changed, so a trainer that read the
+        # version before this change re-reads this person (touched > that version).
+        pipe.incr(f"{PREFIX}feedback:version")
+        version = pipe.execute()[-1]
+        # GT: a slower writer of an older version never moves the mark backwards.
+        self.r.zadd(f"{PREFIX}feedback:touched", {uid: version}, gt=True)
         return kinds
 
     @_translate
@@ -677,29 +820,108 @@ class Store:
         return {m.decode() for m in self.r.smembers(_user_key(uid, kind))}
 
     @_translate
-    def add_words(self, uid: str, kind: str, words: Sequence[str]) -> int:
-        """Add to a word set; returns how many were new."""
-        if not words:
+    def add_words(
+        self, uid: str, kind: str, words: Sequence[str], *, limit: int | None = None
+    ) -> int:
+        """Add to a word set in one step; returns how many were new.
+
+        With `limit`, a change that would leave more than `limit` words adds nothing and
+        raises `WordLimitReached` (words already there never count against it).
+        """
+        unique = list(dict.fromkeys(words))
+        if not unique:
             return 0
-        pipe = self.r.pipeline(transaction=False)
-        pipe.sadd(_user_key(uid, kind), *words)
-        pipe.sadd(f"{PREFIX}users", uid)
-        return int(pipe.execute()[0])
+        added, size = self.r.eval(
+            _ADD_WORDS, 1, _user_key(uid, kind), -1 if limit is None else limit, *unique
+        )
+        if added < 0:
+            raise WordLimitReached(kind, int(limit or 0), int(size))
+        self.r.sadd(f"{PREFIX}users", uid)
+        return int(added)
 
     @_translate
     def remove_words(self, uid: str, kind: str, words: Sequence[str]) -> int:
-        """Remove from a word set; returns how many were there."""
+        """Remove from a word set (one command, so one step); returns how many were there."""
         return int(self.r.srem(_user_key(uid, kind), *words)) if words else 0
+
+    @_translate
+    def toggle_word(self, uid: str, kind: str, word: str, *, limit: int | None = None) -> bool:
+        """Add a word if absent, remove it if present, in one step; True when now present.
+
+        With `limit`, adding to a full set raises `WordLimitReached` and changes nothing.
+        """
+        state = int(
+            self.r.eval(_TOGGLE, 1, _user_key(uid, kind), word, -1 if limit is None else limit)
+        )
+        if state < 0:
+            raise WordLimitReached(kind, int(limit or 0), int(limit or 0))
+        if state:
+            self.r.sadd(f"{PREFIX}users", uid)
+        return bool(state)
 
     # -- subscriptions, channels, messages ------------------------------------------
 
     @_translate
-    def put_subscription(self, sub_id: str, record: dict[str, Any]) -> None:
-        """Create or replace a subscription (a JSON-ready dict)."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.set(f"{PREFIX}sub:{{{sub_id}}}", json.dumps(record))
-        pipe.sadd(f"{PREFIX}subs", sub_id)
-        pipe.execute()
+    def put_subscription(
+        self, sub_id: str, record: dict[str, Any], *, keep: Sequence[str] = ()
+    ) -> bool:
+        """Create or replace a subscription in one step; True if it existed before.
+
+        Fields named in `keep` keep their stored value when the stored record has one (a
+        schedule edit must not reset when the last digest went out).
+        """
+        key = _sub_key(sub_id)
+        seq_key = _sub_key(sub_id, "seq")
+
+        def write(pipe: redis.client.Pipeline) -> tuple[bool, int]:
+            """Merge with the stored record and write, retried if it changed meanwhile."""
+            old_raw = pipe.get(key)
+            merged = dict(record)
+            if old_raw and keep:
+                old = json.loads(old_raw)
+                merged.update({f: old[f] for f in keep if old.get(f) is not None})
+            pipe.multi()
+            pipe.set(key, json.dumps(merged))
+            pipe.eval(_NEXT_SEQ, 1, seq_key)
+            return bool(old_raw), int(pipe.execute()[-1])
+
+        existed, seq = self._transaction(write, key, seq_key)
+        self._index_subscription(sub_id, seq, present=True)
+        return existed
+
+    @_translate
+    def update_subscription(self, sub_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Change some fields of a stored subscription in one step; None if it is gone."""
+        key = _sub_key(sub_id)
+
+        def write(pipe: redis.client.Pipeline) -> dict[str, Any] | None:
+            """Read, merge and write, retried if the record changed meanwhile."""
+            raw = pipe.get(key)
+            if not raw:
+                pipe.reset()
+                return None
+            merged = {**json.loads(raw), **changes}
+            pipe.multi()
+            pipe.set(key, json.dumps(merged))
+            pipe.execute()
+            return merged
+
+        return self._transaction(write, key)
+
+    def _transaction(self, body: Callable[[Any], _T], *keys: str) -> _T:
+        """Run `body(pipe)` under WATCH of `keys` (one slot), again whenever they moved."""
+        while True:
+            with self.r.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*keys)
+                    return body(pipe)
+                except redis.WatchError:
+                    continue
+
+    def _index_subscription(self, sub_id: str, seq: int, *, present: bool) -> None:
+        """Bring the `subs` index in line with a record change numbered `seq`."""
+        index = f"{PREFIX}subs"
+        self.r.eval(_INDEX, 2, index, _order_key(index), sub_id, seq, int(present))
 
     @_translate
     def get_subscription(self, sub_id: str) -> dict[str, Any] | None:
@@ -709,11 +931,10 @@ class Store:
 
     @_translate
     def delete_subscription(self, sub_id: str) -> bool:
-        """Remove a subscription; True if it existed."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(f"{PREFIX}sub:{{{sub_id}}}")
-        pipe.srem(f"{PREFIX}subs", sub_id)
-        return bool(pipe.execute()[0])
+        """Remove a subscription in one step; True if it existed."""
+        gone, seq = self.r.eval(_DELETE_RECORD, 2, _sub_key(sub_id), _sub_key(sub_id, "seq"))
+        self._index_subscription(sub_id, int(seq), present=False)
+        return bool(gone)
 
     @_translate
     def subscriptions(self) -> list[dict[str, Any]]:
@@ -767,18 +988,21 @@ class Store:
     def forget_user(self, uid: str) -> int:
         """Delete every piece of data about a person; returns how many keys went."""
         deleted = 0
-        papers = [k.decode() for k in self.r.hkeys(_user_key(uid, "rx"))]
+        papers = {k.decode() for k in self.r.hkeys(_user_key(uid, "rx"))}
+        papers |= {k.decode() for k in self.r.smembers(_user_key(uid, "rated"))}
         pipe = self.r.pipeline(transaction=False)
-        for pid in papers:
+        for pid in sorted(papers):
             pipe.srem(f"{PREFIX}likers:{pid}", uid)
+            pipe.hdel(_order_key(f"{PREFIX}likers:{pid}"), uid)
         for key in self.r.scan_iter(match=f"{PREFIX}user:{{{_glob(uid)}}}:*", count=500):
             pipe.delete(key)
             deleted += 1
         pipe.srem(f"{PREFIX}users", uid)
         for sub in self.subscriptions():
             if sub.get("owner") == uid or sub.get("target") == uid:
-                pipe.delete(f"{PREFIX}sub:{{{sub['id']}}}")
+                pipe.delete(_sub_key(sub["id"]), _sub_key(sub["id"], "seq"))
                 pipe.srem(f"{PREFIX}subs", sub["id"])
+                pipe.hdel(_order_key(f"{PREFIX}subs"), sub["id"])
                 deleted += 1
         for key in self.r.scan_iter(match=f"{PREFIX}channel:*:members", count=500):
             pipe.srem(key, uid)

@@ -219,6 +219,8 @@ class IngestReport:
     started: datetime | None = None
     seconds: float = 0.0
     error: str | None = None
+    # A remark that is not an error, e.g. "no announcement today" for an empty daily feed.
+    note: str | None = None
 
     def skip(self, reason: str, count: int = 1) -> None:
         """Count `count` skipped records under `reason`."""
@@ -236,4 +238,6 @@ class IngestReport:
             line += f" ({detail})"
         if self.error:
             line += f" — error: {self.error}"
+        elif self.note:
+            line += f" — {self.note}"
         return line

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from recommender.sources.http import SourceError
+from recommender.sources.http import SourceError, rate_exceeded
 
 # Skip reasons: a small fixed vocabulary so ingest summaries can count them.
 MISSING_TITLE = "missing title"
@@ -155,16 +155,38 @@ def check_limits(title: str, abstract: str, authors: list[str]) -> None:
         raise Skip(TOO_LONG)
 
 
-def _preview(body: bytes) -> str:
-    """The first few characters of a body, for an error line."""
-    head = body[:40].decode("utf-8", errors="replace")
-    return repr(" ".join(head.split()))
+def _size(body: bytes) -> str:
+    """A body's size for an error line (its bytes never go to a log or the ingest log)."""
+    return f"{len(body)} bytes"
+
+
+def _refuse_rate_limit(body: bytes, source: str) -> None:
+    """Raise the rate-limit error when a body is arXiv's `Rate exceeded.` answer."""
+    if rate_exceeded(body):
+        raise SourceError(source, "rate limited: the server answered 'Rate exceeded.'")
+
+
+def looks_like_json(body: bytes) -> str | None:
+    """None when a body could be JSON (starts with `[` or `{`), else a reason (`check`)."""
+    head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] in (b"[", b"{"):
+        return None
+    return f"not JSON, {_size(body)}"
+
+
+def looks_like_xml(body: bytes) -> str | None:
+    """None when a body could be an XML feed (starts with `<`), else a reason (`check`)."""
+    head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"<" and not head[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return None
+    return f"not an XML feed, {_size(body)}"
 
 
 def load_json(body: bytes, source: str) -> Any:
     """Decode a whole JSON body, or raise a one-line SourceError naming the source."""
     if not body.strip():
         raise SourceError(source, "response is empty")
+    _refuse_rate_limit(body, source)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -176,7 +198,7 @@ def load_json(body: bytes, source: str) -> Any:
         if exc.msg.startswith("Unterminated string") or exc.pos >= len(text.rstrip()):
             detail = f"truncated at byte {len(body)}?"
         else:
-            detail = f"{exc.msg}: char {exc.pos}, starts with {_preview(body)}"
+            detail = f"{exc.msg}: char {exc.pos} of {_size(body)}"
         raise SourceError(source, f"response is not valid JSON ({detail})") from exc
 
 
@@ -184,16 +206,24 @@ def load_xml(body: bytes, source: str) -> Element:
     """Parse a whole XML body safely, or raise a one-line SourceError naming the source."""
     if not body.strip():
         raise SourceError(source, "response is empty")
+    _refuse_rate_limit(body, source)
     try:
         return SafeET.fromstring(body)
     except DefusedXmlException as exc:
         raise SourceError(source, f"response refused: unsafe XML ({type(exc).__name__})") from exc
+    except (LookupError, ValueError) as exc:
+        # expat hands an encoding named in the XML declaration to Python's codecs: an
+        # unknown, multi-byte or non-text one raises these instead of a ParseError.
+        raise SourceError(
+            source,
+            f"response is not valid XML (its declared encoding cannot be read, {_size(body)})",
+        ) from exc
     except ParseError as exc:
         message = str(exc)
         if message.startswith("no element found"):
             detail = f"truncated? {message}"
         else:
-            detail = f"{message}, starts with {_preview(body)}"
+            detail = f"{message}, {_size(body)}"
         raise SourceError(source, f"response is not valid XML ({detail})") from exc
 
 

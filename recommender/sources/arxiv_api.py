@@ -16,7 +16,7 @@ from recommender.sources.http import fetch as http_fetch
 from recommender.types import Paper, ParseResult, Skipped
 
 SOURCE = "arxiv"
-DEFAULT_BASE_URL = "http://export.arxiv.org/api/query"
+DEFAULT_BASE_URL = "https://export.arxiv.org/api/query"
 MAX_PAGE_SIZE = 2000  # the API refuses larger pages
 DEFAULT_CATEGORY = "cs.LG"
 
@@ -62,6 +62,7 @@ def fetch(
     if id_list:
         params["id_list"] = ",".join(id_list)
     try:
+        http_kwargs.setdefault("check", c.looks_like_xml)
         return http_fetch(base_url, params=params, source=SOURCE, **http_kwargs)
     except SourceError as exc:
         explained = error_message(exc.body) if exc.status == 400 and exc.body else None

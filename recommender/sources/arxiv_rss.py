@@ -37,6 +37,7 @@ def fetch(
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
     url = f"{base_url.rstrip('/')}/{flavour}/{category.strip()}"
+    http_kwargs.setdefault("check", c.looks_like_xml)
     return http_fetch(url, source=SOURCE, **http_kwargs)
 
 

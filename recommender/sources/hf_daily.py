@@ -19,6 +19,7 @@ def fetch(base_url: str = DEFAULT_BASE_URL, day: date | None = None, **http_kwar
     """The raw daily-papers JSON for `day` (the latest day when None)."""
     params = {"date": day.isoformat()} if day else None
     url = f"{base_url.rstrip('/')}/api/daily_papers"
+    http_kwargs.setdefault("check", c.looks_like_json)
     return http_fetch(url, params=params, source=SOURCE, **http_kwargs)
 
 

@@ -56,8 +56,7 @@ def parse(body: bytes, *, now: datetime | None = None) -> ParseResult:
         except c.Skip as skip:
             result.skipped.append(Skipped(skip.reason, where))
     if lines and not_json == lines:
-        head = " ".join(body[:40].decode("utf-8", errors="replace").split())
-        raise SourceError(SOURCE, f"not JSON Lines (no line is JSON; starts with {head!r})")
+        raise SourceError(SOURCE, f"not JSON Lines (no line of {len(body)} bytes is JSON)")
     return result
 
 

@@ -63,6 +63,10 @@ class FakeDiscord:
         self.dm_channels: dict[str, str] = {}
         # channel id -> (status, body) the next sends to it fail with.
         self.failures: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
+        # channel id -> faults for the next sends: (status, commit first, delay seconds).
+        self.faults: dict[str, list[tuple[int, bool, float]]] = {}
+        # (channel, nonce) -> the message an enforced nonce already created.
+        self.nonces: dict[tuple[str, str], dict[str, Any]] = {}
         self.sockets: list[web.WebSocketResponse] = []
         self._ids = itertools.count(1200000000000000000)
         self._seq = itertools.count(1)
@@ -392,9 +396,24 @@ class FakeDiscord:
             if channel in self.failures:
                 status, error, headers = self.failures[channel]
                 return _json(error, status=status, headers=headers)
-            message = self._message(body, channel_id=channel)
-            message["request"] = body
-            self.messages.setdefault(channel, []).append(message)
+            nonce = body.get("nonce") if body.get("enforce_nonce") else None
+            if nonce and (channel, str(nonce)) in self.nonces:
+                # Discord answers a repeated enforced nonce with the message it made.
+                existing = self.nonces[(channel, str(nonce))]
+                return _json({k: v for k, v in existing.items() if k != "request"})
+            fault = self.faults[channel].pop(0) if self.faults.get(channel) else None
+            if fault is None or fault[1]:
+                message = self._message(body, channel_id=channel)
+                message["request"] = body
+                if nonce:
+                    message["nonce"] = str(nonce)
+                    self.nonces[(channel, str(nonce))] = message
+                self.messages.setdefault(channel, []).append(message)
+            if fault is not None:
+                status, _commit, delay = fault
+                if delay:
+                    await asyncio.sleep(delay)
+                return _json({"message": "Internal Server Error", "code": 0}, status=status)
             return _json({k: v for k, v in message.items() if k != "request"})
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 

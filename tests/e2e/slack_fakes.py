@@ -58,13 +58,20 @@ class Call:
 
 @dataclass
 class Failure:
-    """A queued failure: an error code or an HTTP 429, for calls matching `channel`."""
+    """A queued failure: an error code or an HTTP status, for calls matching `channel`.
+
+    `commit`: the call takes effect (a message is posted) before the failure is answered,
+    as when Slack's answer is lost. `delay`: seconds to wait before answering (a client
+    with a shorter timeout gives up).
+    """
 
     error: str | None = None
     status: int = 200
     retry_after: int | None = None
     channel: str | None = None
     times: int = 1
+    commit: bool = False
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
+    # Messages that exist in each channel (newest last), as history would show them.
+    posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     base: str = ""
     _runner: web.AppRunner | None = None
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -246,6 +255,10 @@ class FakeSlack:
             return _json({"ok": False, "error": "channel_not_found"})
         failure = self._take_failure(method, args)
         if failure is not None:
+            if failure.commit:
+                self._answer(method, args)
+            if failure.delay:
+                await asyncio.sleep(failure.delay)
             call.status = failure.status if failure.status != 200 else 0
             headers = {}
             if failure.retry_after is not None:
@@ -341,12 +354,28 @@ class FakeSlack:
             return {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
         if method == "chat.postMessage":
             ts = f"1700000000.{next(self._ts):06d}"
-            return {
-                "ok": True,
-                "channel": args.get("channel"),
-                "ts": ts,
-                "message": {"ts": ts, "text": args.get("text")},
-            }
+            message = {"ts": ts, "text": args.get("text")}
+            metadata = args.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            if metadata:
+                message["metadata"] = metadata
+            if args.get("thread_ts"):
+                message["thread_ts"] = args["thread_ts"]
+            self.posted.setdefault(str(args.get("channel")), []).append(message)
+            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
+        if method in ("conversations.history", "conversations.replies"):
+            messages = self.posted.get(str(args.get("channel")), [])
+            if method == "conversations.replies":
+                thread = args.get("ts")
+                messages = [m for m in messages if thread in (m["ts"], m.get("thread_ts"))]
+            else:
+                messages = [m for m in messages if "thread_ts" not in m]
+            limit = int(args.get("limit") or 100)
+            shown = list(reversed(messages))[:limit]
+            if str(args.get("include_all_metadata")).lower() not in ("true", "1"):
+                shown = [{k: v for k, v in m.items() if k != "metadata"} for m in shown]
+            return {"ok": True, "messages": shown, "has_more": len(messages) > limit}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
         if method == "apps.connections.open":

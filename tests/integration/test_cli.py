@@ -408,9 +408,11 @@ def test_http_500_is_one_line(env, run) -> None:
 
 
 def test_garbage_body_is_one_line(env, run) -> None:
-    """A 200 with an HTML error page instead of JSON."""
+    """A 200 with an HTML error page instead of JSON: retried, then one line, no body text."""
     env.routes["/api/daily_papers"] = Route(body=b"<html>Service Unavailable</html>")
-    assert_one_error_line(run("ingest", "--source", "hf"), "hf:", "not valid JSON")
+    result = run("ingest", "--source", "hf")
+    assert_one_error_line(result, "hf:", "unexpected response", "not JSON, 32 bytes")
+    assert "Service Unavailable" not in result.err
 
 
 def test_timeout_is_one_line(env, run, monkeypatch: pytest.MonkeyPatch) -> None:

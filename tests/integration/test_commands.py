@@ -554,8 +554,11 @@ def traces(store: Store, uid: str) -> dict[str, object]:
     members = [
         k.decode() for k in r.scan_iter(match=f"{PREFIX}channel:*:members") if r.sismember(k, uid)
     ]
+    # The order hashes of global indexes (`{pb:likers:<paper>}:seq`) name people too.
+    orders = [k.decode() for k in r.scan_iter(match="{pb:likers:*}:seq") if r.hexists(k, uid)]
     return {
         "user_keys": user_keys,
+        "orders": orders,
         "likers": likers,
         "log": log,
         "subs": subs,
@@ -603,6 +606,7 @@ def test_forget_me_needs_confirmation_then_deletes_only_that_person(
     assert done.text.startswith("Done: everything about you is deleted.")
     assert traces(store, me) == {
         "user_keys": [],
+        "orders": [],
         "likers": [],
         "log": [],
         "subs": [],
@@ -617,11 +621,14 @@ def test_forget_me_needs_confirmation_then_deletes_only_that_person(
     assert sorted(k.rsplit(":", 1)[1] for k in kept["user_keys"]) == [
         "muted",
         "profile",
+        "rated",
         "rx",
         "saved",
         "seen",
+        "seq",
         "topics",
     ]
+    assert len(kept["orders"]) == store.r.scard(user_key(other, "rated")) == 3
     assert len(kept["likers"]) == 2
     assert len(kept["log"]) == 3
     assert kept["subs"] == ["dm:slack:T1:U2"]

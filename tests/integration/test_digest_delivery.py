@@ -245,10 +245,11 @@ async def test_two_processes_sending_at_once_send_one_digest(
     core: BotCore, port: FakePort, store: Store
 ) -> None:
     sub = subscribe(store)
-    store.once(f"sending:{sub.id}:2026-01-14", 60)  # another process holds the digest
+    lock = f"sending:{sub.id}:2026-01-14"
+    assert store.acquire_lease(lock, "another-process", 60_000)  # it holds the digest
     assert await core.delivery.run_due(DAY1) == {sub.id: "skipped"}
     assert port.calls == 0
-    store.release_once(f"sending:{sub.id}:2026-01-14")
+    assert store.release_lease(lock, "another-process")
     assert await core.delivery.run_due(DAY1) == {sub.id: "sent"}
 
 

@@ -17,8 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from recommender.pipeline import ingest_source
 from recommender.sources import arxiv_api, arxiv_rss, hf_daily, jsonl
 from recommender.sources.http import USER_AGENT, SourceError, fetch
+from recommender.store import Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -31,6 +33,8 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Sent without a Content-Length: the body runs until the connection closes.
+    no_length: bool = False
 
 
 @dataclass
@@ -69,7 +73,8 @@ class Server:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    if not reply.no_length:
+                        self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
@@ -221,10 +226,154 @@ def test_caller_client_is_used_and_left_open(server: Server) -> None:
         assert not client.is_closed
 
 
-def test_redirects_are_followed(server: Server) -> None:
+def test_redirects_on_the_same_host_are_followed(server: Server) -> None:
     target = server.route("/new", Reply(body=b"moved here"))
     url = server.route("/old", Reply(301, headers={"Location": target}))
     assert fetch(url, source="rss") == b"moved here"
+    relative = server.route("/rel", Reply(302, headers={"Location": "/new"}))
+    assert fetch(relative, source="rss") == b"moved here"
+
+
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        ("http://localhost:{port}/new", "redirect to another host (localhost) refused"),
+        ("ftp://127.0.0.1:{port}/new", "redirect to ftp scheme refused (https only)"),
+        ("file:///etc/passwd", "redirect without a host"),
+    ],
+)
+def test_redirects_elsewhere_are_refused(server: Server, location: str, reason: str) -> None:
+    port = server.httpd.server_address[1]
+    server.route("/new", Reply(body=b"secret"))
+    url = server.route("/old", Reply(302, headers={"Location": location.format(port=port)}))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError) as info:
+        fetch(url, source="rss", sleep=sleeps)
+    assert str(info.value).startswith(f"rss: {reason}")
+    assert [r.path for r in server.requests] == ["/old"]
+    assert sleeps.waits == []
+
+
+def test_redirect_to_an_allowed_host_is_followed(server: Server) -> None:
+    port = server.httpd.server_address[1]
+    server.route("/new", Reply(body=b"mirror"))
+    url = server.route("/old", Reply(302, headers={"Location": f"http://localhost:{port}/new"}))
+    with pytest.raises(SourceError, match="https only"):
+        # An allow-listed host still needs https when the move is to another host.
+        fetch(url, source="rss", allow_hosts={"localhost"})
+
+
+def test_redirect_policy() -> None:
+    from recommender.sources.http import redirect_allowed
+
+    assert redirect_allowed("https://a.org/x", "https://a.org/y") is None
+    assert redirect_allowed("https://a.org/x", "https://b.org/y", {"b.org"}) is None
+    assert "another host" in str(redirect_allowed("https://a.org/x", "https://b.org/y"))
+    assert "https only" in str(redirect_allowed("https://a.org/x", "http://a.org/y"))
+    assert redirect_allowed("http://a.org/x", "http://a.org/y") is None
+    assert redirect_allowed("http://a.org/x", "https://a.org/y") is None
+
+
+def test_redirect_loops_stop(server: Server) -> None:
+    url = server.route("/loop", Reply(302, headers={"Location": "/loop"}))
+    with pytest.raises(SourceError, match="more than 5 redirects"):
+        fetch(url, source="rss")
+    assert len(server.requests) == 6
+
+
+def test_announced_body_over_the_cap_is_refused_unread(server: Server) -> None:
+    url = server.route("/big", Reply(body=b"x" * 300_000))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError) as info:
+        fetch(url, source="hf", max_bytes=100_000, sleep=sleeps)
+    assert str(info.value) == (
+        f"hf: response from {url} refused: larger than the 97.66 kB cap (announced 293 kB)"
+    )
+    assert info.value.body is None
+    assert sleeps.waits == []
+
+
+def test_streamed_body_over_the_cap_is_cut_off(server: Server) -> None:
+    url = server.route("/stream", Reply(body=b"<" * 3_000_000, no_length=True))
+    with pytest.raises(SourceError) as info:
+        fetch(url, source="rss", max_bytes=1024 * 1024)
+    message = str(info.value)
+    assert message.startswith(f"rss: response from {url} refused: larger than the 1 MB cap (over")
+    assert "<<<" not in message
+    assert len(server.requests) == 1
+
+
+def test_body_at_the_cap_is_accepted(server: Server) -> None:
+    url = server.route("/exact", Reply(body=b"y" * 4096, no_length=True))
+    assert fetch(url, source="rss", max_bytes=4096) == b"y" * 4096
+
+
+def test_default_cap_is_50_mb() -> None:
+    import inspect
+
+    from recommender.sources import http
+
+    assert http.DEFAULT_MAX_BYTES == 50 * 1024 * 1024
+    assert inspect.signature(fetch).parameters["max_bytes"].default == http.DEFAULT_MAX_BYTES
+
+
+def test_rate_exceeded_200_is_retried_with_backoff(server: Server) -> None:
+    feed = (FIXTURES / "arxiv_rss2_cs.LG_trimmed.xml").read_bytes()
+    server.route("/rss/cs.LG", Reply(body=b"Rate exceeded."), Reply(body=feed))
+    sleeps = Sleeps()
+    body = arxiv_rss.fetch(server.base, "cs.LG", sleep=sleeps, backoff=3.0)
+    assert body == feed
+    assert sleeps.waits == [3.0]
+
+
+def test_rate_exceeded_every_time_is_an_error_not_zero_papers(server: Server) -> None:
+    url = server.route("/api/query", Reply(body=b"Rate exceeded.\n"))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError) as info:
+        arxiv_api.fetch(url, search_query="cat:cs.LG", sleep=sleeps, backoff=3.0)
+    assert str(info.value) == (
+        f"arxiv: rate limited by {url} (HTTP 200, Rate exceeded.) after 3 attempts"
+    )
+    assert sleeps.waits == [3.0, 6.0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "problem"),
+    [
+        ("hf", b"<!DOCTYPE html><html>maintenance page</html>", "not JSON, 44 bytes"),
+        ("rss", b'{"error": "moved"}', "not an XML feed, 18 bytes"),
+        ("rss", b"<html><body>login</body></html>", "not an XML feed, 31 bytes"),
+    ],
+)
+def test_wrong_format_200_is_retried_then_reported(
+    server: Server, kind: str, body: bytes, problem: str
+) -> None:
+    path = "/api/daily_papers" if kind == "hf" else "/rss/cs.LG"
+    url = server.route(path, Reply(body=body))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError) as info:
+        if kind == "hf":
+            hf_daily.fetch(server.base, sleep=sleeps)
+        else:
+            arxiv_rss.fetch(server.base, "cs.LG", sleep=sleeps)
+    assert str(info.value) == (
+        f"{kind}: unexpected response from {url} (HTTP 200, {problem}) after 3 attempts"
+    )
+    assert sleeps.waits == [1.0, 2.0]
+    assert "maintenance" not in str(info.value) and "login" not in str(info.value)
+
+
+def test_credentials_in_a_url_never_reach_an_error(server: Server) -> None:
+    port = server.httpd.server_address[1]
+    server.route("/x", Reply(503))
+    url = f"http://reader:hunter2secret@127.0.0.1:{port}/x?token=abc123"
+    with pytest.raises(SourceError) as info:
+        fetch(url, source="hf", sleep=Sleeps())
+    assert str(info.value) == f"hf: HTTP 503 from http://***@127.0.0.1:{port}/x after 3 attempts"
+    with pytest.raises(SourceError) as refused:
+        fetch("ftp://reader:hunter2secret@example.org/feed", source="hf", sleep=Sleeps())
+    assert "hunter2secret" not in str(refused.value)
+    assert "***@example.org" in str(refused.value)
 
 
 def test_hf_fetch_and_parse(server: Server) -> None:
@@ -386,3 +535,66 @@ def test_arxiv_retries_back_off_at_least_the_interval(server: Server) -> None:
 
 def test_jsonl_read_real_file() -> None:
     assert len(jsonl.parse(jsonl.read(FIXTURES / "seed_papers.jsonl")).papers) == 95
+
+
+# -- whole ingest runs against hostile or quiet feeds ---------------------------------------
+
+WEEKEND_RSS = (
+    b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+    b"<title>cs.LG updates on arXiv.org</title><link>http://rss.arxiv.org/rss/cs.LG</link>"
+    b"<skipDays><day>Saturday</day><day>Sunday</day></skipDays></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "body"),
+    [("rss", "/rss/cs.LG", WEEKEND_RSS), ("hf", "/api/daily_papers", b"[]")],
+)
+def test_a_day_without_announcement_is_not_an_error(
+    server: Server, store: Store, kind: str, path: str, body: bytes
+) -> None:
+    server.route(path, Reply(body=body))
+    report = ingest_source(store, kind, base_url=server.base, categories=["cs.LG"])
+    assert report.error is None
+    assert report.note == "no announcement today"
+    assert report.summary() == (
+        f"{kind}: 0 new, 0 updated, 0 unchanged, 0 skipped — no announcement today"
+    )
+    (logged,) = store.ingest_log()
+    assert logged.error is None and logged.note == "no announcement today"
+
+
+def test_rate_exceeded_ingest_is_an_error_in_the_log(server: Server, store: Store) -> None:
+    server.route("/api/query", Reply(body=b"Rate exceeded."))
+    report = ingest_source(
+        store, "arxiv", base_url=server.base + "/api/query", attempts=2, min_interval=0.01
+    )
+    assert report.note is None
+    assert report.error == (
+        f"rate limited by {server.base}/api/query (HTTP 200, Rate exceeded.) after 2 attempts"
+    )
+    assert store.ingest_log()[0].error == report.error
+
+
+def test_bodies_never_reach_the_ingest_log(server: Server, store: Store) -> None:
+    marker = "SECRET-BODY-BYTES"
+    bad = {
+        "hf": ("/api/daily_papers", f'[{{"paper": {{"id": "{marker}"'.encode()),
+        "rss": ("/rss/cs.LG", f"<rss><channel><item>{marker}</chan".encode()),
+    }
+    for kind, (path, body) in bad.items():
+        server.route(path, Reply(body=body))
+        report = ingest_source(store, kind, base_url=server.base, categories=["cs.LG"])
+        assert report.error and marker not in report.error
+        assert f"{len(body)}" in report.error or "truncated" in report.error
+    stored = [v for _, f in store.r.xrange("pb:ingest:log") for v in f.values()]
+    assert stored and not any(marker.encode() in v for v in stored)
+
+
+def test_download_cap_is_set_per_source(server: Server, store: Store) -> None:
+    server.route("/api/daily_papers", Reply(body=b"[" + b" " * 5000 + b"]"))
+    report = ingest_source(store, "hf", base_url=server.base, max_bytes=1000)
+    assert report.error == (
+        f"response from {server.base}/api/daily_papers refused: larger than the "
+        "1000 bytes cap (announced 4.885 kB)"
+    )

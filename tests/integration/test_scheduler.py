@@ -155,7 +155,8 @@ def test_failing_job_logs_one_line_and_returns(
         report = sched.ingest_job(runtime, "hf")
     assert report is not None and report.error is not None
     messages = [r.getMessage() for r in caplog.records if r.name == "bot.scheduler"]
-    assert len(messages) == 1 and "not valid JSON" in messages[0]
+    assert len(messages) == 1 and "unexpected response" in messages[0]
+    assert "not JSON, 17 bytes" in messages[0] and "oops" not in messages[0]
     assert "\n" not in messages[0]
     assert store.ingest_log(1)[0].error
 

@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from recommender.store import PREFIX, Store, StoreUnavailable, paper_from_json, paper_json
+from recommender.store import (
+    PREFIX,
+    Store,
+    StoreUnavailable,
+    WordLimitReached,
+    paper_from_json,
+    paper_json,
+)
 from recommender.types import IngestReport, Paper
 
 T0 = datetime(2026, 6, 12, 9, 30, 15, 123456, tzinfo=UTC)
@@ -400,3 +407,72 @@ def test_embedded_redis_keeps_data_across_a_restart(tmp_path: Path) -> None:
 def test_embedded_redis_needs_a_data_directory() -> None:
     with pytest.raises(StoreUnavailable, match="data directory"):
         Store.connect(None, None)
+
+
+# -- one-step per-person writes ------------------------------------------------------------
+
+
+def test_add_words_refuses_past_the_limit_and_adds_nothing(store: Store) -> None:
+    assert store.add_words("u", "topics", ["a", "b", "b"], limit=3) == 2
+    # Words already there never count against the limit.
+    assert store.add_words("u", "topics", ["a", "c"], limit=3) == 1
+    with pytest.raises(WordLimitReached) as info:
+        store.add_words("u", "topics", ["d", "a"], limit=3)
+    assert (info.value.kind, info.value.limit, info.value.size) == ("topics", 3, 3)
+    assert str(info.value) == "your topics list is full (3 of 3)"
+    assert store.words("u", "topics") == {"a", "b", "c"}
+    assert store.add_words("u", "topics", ["a"], limit=3) == 0
+
+
+def test_toggle_word_flips_in_one_step(store: Store) -> None:
+    assert store.toggle_word("u", "muted", "grace hopper") is True
+    assert store.toggle_word("u", "muted", "grace hopper") is False
+    assert store.words("u", "muted") == set()
+    store.add_words("u", "muted", ["x", "y"])
+    with pytest.raises(WordLimitReached):
+        store.toggle_word("u", "muted", "z", limit=2)
+    # Removing works at the limit.
+    assert store.toggle_word("u", "muted", "x", limit=2) is False
+    assert store.words("u", "muted") == {"y"}
+
+
+def test_apply_feedback_toggle_and_exclusive(store: Store) -> None:
+    assert store.apply_feedback("u", "p1", "like", toggle=True) == {"like"}
+    assert store.likers(["p1"]) == {"p1": {"u"}}
+    assert store.apply_feedback("u", "p1", "dislike", exclusive=("like", "save")) == {"dislike"}
+    assert store.likers(["p1"]) == {"p1": set()}
+    assert store.apply_feedback("u", "p1", "save", toggle=True) == {"dislike", "save"}
+    assert [p for p, _ in store.saved("u")] == ["p1"]
+    assert store.apply_feedback("u", "p1", "save", toggle=True) == {"dislike"}
+    assert store.saved("u") == []
+    log = [f for _, f in store.r.xrange(f"{PREFIX}feedback:log")]
+    assert [(f[b"kind"], f[b"removed"]) for f in log] == [
+        (b"like", b"0"),
+        (b"dislike", b"0"),
+        (b"save", b"0"),
+        (b"save", b"1"),
+    ]
+    seqs = [int(f[b"seq"]) for f in log]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert store.r.zscore(f"{PREFIX}feedback:touched", "u") == store.feedback_version() == 4
+
+
+def test_subscription_put_keeps_named_fields_and_update_merges(store: Store) -> None:
+    assert store.put_subscription("s1", {"id": "s1", "at": "09:00", "last_sent": None}) is False
+    assert store.update_subscription("s1", {"last_sent": 5.0, "last_period": "p"}) is not None
+    assert (
+        store.put_subscription(
+            "s1", {"id": "s1", "at": "10:00", "last_sent": None}, keep=("last_sent", "last_period")
+        )
+        is True
+    )
+    assert store.get_subscription("s1") == {
+        "id": "s1",
+        "at": "10:00",
+        "last_sent": 5.0,
+        "last_period": "p",
+    }
+    assert store.delete_subscription("s1") is True
+    assert store.update_subscription("s1", {"last_sent": 6.0}) is None
+    assert store.get_subscription("s1") is None and store.subscriptions() == []
+    assert store.delete_subscription("s1") is False

@@ -194,9 +194,14 @@ def test_truncated_feed_raises_one_line(rss2: bytes) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b"Rate exceeded.", "rss: response is not valid XML"),
+        (b"Rate exceeded.", "rss: rate limited: the server answered 'Rate exceeded.'"),
         (b"<html><head><title>503</title></head></html>", "rss: response is not an RSS or Atom"),
         (b"  \n", "rss: response is empty"),
+        (
+            b"<?xml version='1.0' encoding='TF-8'?><rss/>",
+            "rss: response is not valid XML (its declared encoding cannot be read, 43 bytes)",
+        ),
+        (b"<?xml version='1.0' encoding='utf-7'?><rss/>", "rss: response is not valid XML"),
     ],
 )
 def test_unusable_bodies_raise_one_line(body: bytes, expected: str) -> None:
