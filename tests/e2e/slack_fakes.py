@@ -256,7 +256,7 @@ class FakeSlack:
         failure = self._take_failure(method, args)
         if failure is not None:
             if failure.commit:
-                self._answer(method, args)
+                self._answer(method, args, token)
             if failure.delay:
                 await asyncio.sleep(failure.delay)
             call.status = failure.status if failure.status != 200 else 0
