@@ -18,6 +18,8 @@ Redis Cluster slot):
     pb:user:{<uid>}:topics          set     boosted words
     pb:user:{<uid>}:exclude         set     hard-filter words
     pb:user:{<uid>}:muted           set     muted author names (normalised)
+    pb:user:{<uid>}:onboard         string  JSON: the first-use card and its answers
+    pb:user:{<uid>}:import          string  JSON: an author import waiting for confirmation
     pb:sub:{<subscriber>}           hash    a subscription (personal DM or channel)
     pb:subs                         set     every subscriber id
     pb:feedback:log                 stream  every feedback event (audit, retrain trigger)
@@ -583,6 +585,142 @@ class Store:
         pipe.eval(_TOUCH, 2, f"{PREFIX}feedback:version", f"{PREFIX}feedback:touched", uid)
         pipe.execute()
         return kinds
+
+    @_translate
+    def apply_feedback_many(
+        self,
+        uid: str,
+        kinds: dict[str, str],
+        *,
+        exclusive: dict[str, Sequence[str]] | None = None,
+        ts: float | None = None,
+    ) -> int:
+        """Add one kind of feedback on many papers at once (an import); returns how many
+        papers changed.
+
+        The person's own state (`rx`, `saved`) is written in one transaction on their slot,
+        so an import is applied whole or not at all; the shared indexes (likers, the log, the
+        feedback version) follow from it.
+        """
+        if not kinds:
+            return 0
+        now = time.time() if ts is None else ts
+        exclusive = exclusive or {}
+        rx, saved = _user_key(uid, "rx"), _user_key(uid, "saved")
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(rx)
+                    ids = list(kinds)
+                    current = pipe.hmget(rx, ids)
+                    fresh: dict[str, str] = {}
+                    positive: list[str] = []
+                    for pid, raw in zip(ids, current, strict=True):
+                        have = set(raw.decode().split(",")) - {""} if raw else set()
+                        want = (have | {kinds[pid]}) - set(exclusive.get(kinds[pid], ()))
+                        if want != have:
+                            fresh[pid] = ",".join(sorted(want))
+                        if want & {"like", "save"}:
+                            positive.append(pid)
+                    pipe.multi()
+                    if fresh:
+                        pipe.hset(rx, mapping=fresh)
+                    to_save = {pid: now for pid in fresh if "save" in fresh[pid].split(",")}
+                    if to_save:
+                        pipe.zadd(saved, to_save, nx=True)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        if not fresh:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for pid in positive:
+            pipe.sadd(f"{PREFIX}likers:{pid}", uid)
+        pipe.sadd(f"{PREFIX}users", uid)
+        for pid in fresh:
+            pipe.xadd(
+                f"{PREFIX}feedback:log",
+                {"user": uid, "paper": pid, "kind": kinds[pid], "removed": 0, "ts": now},
+                maxlen=1_000_000,
+                approximate=True,
+            )
+        pipe.eval(_TOUCH, 2, f"{PREFIX}feedback:version", f"{PREFIX}feedback:touched", uid)
+        pipe.execute()
+        return len(fresh)
+
+    @_translate
+    def put_user_json(
+        self, uid: str, suffix: str, value: Any, ttl_seconds: int | None = None
+    ) -> None:
+        """Keep a small JSON value in one of a person's keys (`pb:user:{uid}:<suffix>`)."""
+        self.r.set(_user_key(uid, suffix), json.dumps(value), ex=ttl_seconds)
+
+    @_translate
+    def get_user_json(self, uid: str, suffix: str) -> Any:
+        """What `put_user_json` stored, or None."""
+        raw = self.r.get(_user_key(uid, suffix))
+        return json.loads(raw) if raw else None
+
+    @_translate
+    def delete_user_key(self, uid: str, suffix: str) -> bool:
+        """Drop one of a person's keys; True if it existed."""
+        return bool(self.r.delete(_user_key(uid, suffix)))
+
+    @_translate
+    def update_user_json(
+        self, uid: str, suffix: str, change: Callable[[Any], Any], ttl_seconds: int | None = None
+    ) -> Any:
+        """Read-modify-write one of a person's JSON keys atomically (optimistic, one slot);
+        returns the new value (`change` returning None leaves the key as it was)."""
+        key = _user_key(uid, suffix)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    value = change(json.loads(raw) if raw else None)
+                    pipe.multi()
+                    if value is not None:
+                        pipe.set(key, json.dumps(value), ex=ttl_seconds)
+                    pipe.execute()
+                    return value
+                except redis.WatchError:
+                    continue
+
+    @_translate
+    def workspace_people(self, team: str) -> list[str]:
+        """Everyone with state in one workspace (`platform:workspace`), sorted."""
+        prefix = team + ":"
+        people = (m.decode() for m in self.r.smembers(f"{PREFIX}users"))
+        return sorted(u for u in people if u.startswith(prefix))
+
+    @_translate
+    def feedback_since(
+        self, since: float, limit: int = 200_000
+    ) -> list[tuple[float, str, str, str]]:
+        """(ts, person, paper, kind) of feedback given since `since` (taken-back ones left out)."""
+        start = f"{int(since * 1000)}-0"
+        rows = self.r.xrange(f"{PREFIX}feedback:log", min=start, count=limit)
+        out = []
+        for rid, f in rows:
+            if f.get(b"removed") == b"1":
+                continue
+            out.append(
+                (
+                    _stream_id(rid)[0] / 1000,
+                    f.get(b"user", b"").decode(),
+                    f.get(b"paper", b"").decode(),
+                    f.get(b"kind", b"").decode(),
+                )
+            )
+        return out
+
+    @_translate
+    def paper_seen_times(self, since: float) -> list[tuple[str, float]]:
+        """(paper id, first-seen epoch) of papers first seen since `since`."""
+        rows = self.r.zrangebyscore(f"{PREFIX}papers:seen", since, "+inf", withscores=True)
+        return [(pid.decode(), float(ts)) for pid, ts in rows]
 
     @_translate
     def user_feedback(self, uid: str) -> dict[str, set[str]]:
