@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.commands import CommandService
@@ -66,16 +67,61 @@ class BotCore:
         (🔇 on a paper with several authors: `choices`)."""
         try:
             with self._lock:
-                return self.feedback.button(ctx, value, message_key)
+                kind, _, paper_id = value.partition("|")
+                if kind == "skip":
+                    return self.commands.onboarding.skip(ctx, paper_id)
+                outcome = self.feedback.button(ctx, value, message_key)
+                return self._with_progress(ctx, paper_id, outcome)
         except StoreUnavailable as exc:
             log.error("button failed: %s", exc)
             return Outcome(False, UNAVAILABLE)
+
+    def _with_progress(self, ctx: Context, paper_id: str, outcome: Outcome) -> Outcome:
+        """Add the first-use card's progress ("3 of 5 answered") to a rating's answer."""
+        if not outcome.ok or outcome.choices:
+            return outcome
+        line = self.commands.onboarding.after_feedback(ctx.uid, paper_id.partition("|")[0])
+        if line:
+            outcome.message = f"{outcome.message} {line}"
+        return outcome
+
+    def import_file(self, ctx: Context, name: str, data: bytes) -> Reply:
+        """Import a shared BibTeX or RIS file for the person who shared it."""
+        return self._guarded(lambda: self.commands.import_file(ctx, name, data))
+
+    def welcome(self, ctx: Context) -> Reply | None:
+        """The first-use card for someone who arrives without a command (None: not needed)."""
+        try:
+            with self._lock:
+                return self.commands.welcome(ctx)
+        except StoreUnavailable as exc:
+            log.error("welcome failed: %s", exc)
+            return None
+        except Exception:
+            log.exception("welcome failed")
+            return None
+
+    def _guarded(self, work: Callable[[], Reply]) -> Reply:
+        """Run a command-like call, turning infrastructure failures into one polite line."""
+        try:
+            with self._lock:
+                return work()
+        except StoreUnavailable as exc:
+            log.error("command failed: %s", exc)
+            return Reply(UNAVAILABLE)
+        except Exception:
+            log.exception("command failed")
+            return Reply(FAILED)
 
     def react(self, ctx: Context, message_key: str, emoji: str, *, removed: bool) -> Outcome | None:
         """`reaction`, with the whole outcome (it may ask which author to mute)."""
         try:
             with self._lock:
-                return self.feedback.reaction(ctx, message_key, emoji, removed=removed)
+                outcome = self.feedback.reaction(ctx, message_key, emoji, removed=removed)
+                record = self.store.message(message_key) if outcome is not None else None
+                if outcome is not None and record and not removed:
+                    outcome = self._with_progress(ctx, str(record.get("paper") or ""), outcome)
+                return outcome
         except StoreUnavailable as exc:
             log.error("reaction failed: %s", exc)
             return None
