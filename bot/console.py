@@ -127,10 +127,14 @@ class Console:
         if head == "skip" and len(words) == 2 and words[1].isdigit():
             return self._skip(words[1])
         reply = self.commands.handle(self.ctx, text)
-        shown = [c for r in (reply, *reply.followups) for c in r.cards]
+        shown = list(reply.cards)
+        for more in reply.followups:
+            # A card that follows the answer goes on with its numbers: `like 7` is unambiguous.
+            for c in more.cards:
+                c.position = len(shown) + 1
+                shown.append(c)
         if shown:
-            # The numbers a person reacts with are the ones printed last.
-            self.last = reply.followups[-1].cards if reply.followups else reply.cards
+            self.last = shown
         return render(reply, self._save)
 
     def _save(self, image: Image) -> Path:

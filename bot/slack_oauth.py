@@ -45,7 +45,16 @@ log = logging.getLogger(__name__)
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 # What the bot needs, no more (the manifest lists the same scopes).
-BOT_SCOPES = ("commands", "chat:write", "im:write", "reactions:read", "users:read")
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "reactions:read",
+    "users:read",
+    "im:history",
+    "files:read",
+    "files:write",
+)
 # Bolt's default: a rotating token is refreshed when it has less than this left.
 ROTATION_MINUTES = 120
 

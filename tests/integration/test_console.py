@@ -53,7 +53,7 @@ def test_scripted_session(console: Console, store: Store) -> None:
             "like 1",
             "save 2",
             "unlike 1",
-            "like 9",
+            "like 99",
             "save two",
             "digest",
             "subscribe",
@@ -93,8 +93,11 @@ def test_scripted_session(console: Console, store: Store) -> None:
 
     assert early == "Nothing to react to yet: run `search …` or `digest` first.\n"
     assert search.startswith("Top 5 for “diffusion models”, ranked for you:")
-    found = listed(search)
+    answer, card = search.split("\nStart here: rate a few papers\n")
+    found = listed(answer)
     assert sorted(found) == [1, 2, 3, 4, 5]
+    # The first command is followed by the first-use card, numbered on from the answer.
+    assert sorted(listed(card)) == list(range(6, 14))
     assert all("diffusion" in t.lower() for t in found.values())
     first = next(p for p in store.iter_papers() if p.title == found[1])
     second = next(p for p in store.iter_papers() if p.title == found[2])
@@ -103,8 +106,8 @@ def test_scripted_session(console: Console, store: Store) -> None:
     assert save.startswith("🔖 Saved.")
     assert unlike == "Like removed.\n"
     assert store.user_feedback(uid) == {second.id: {"save"}}
-    assert bad_index == "Say which paper: `like 1` … `like 5`.\n"
-    assert bad_word == "Say which paper: `save 1` … `save 5`.\n"
+    assert bad_index == "Say which paper: `like 1` … `like 13`.\n"
+    assert bad_word == "Say which paper: `save 1` … `save 13`.\n"
 
     assert digest.startswith("Your digest: 10 papers ranked for you.")
     shown = listed(digest)
