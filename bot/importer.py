@@ -233,6 +233,9 @@ class Importer:
             out.missing += [to_fetch[i] for i in asked if i not in got]
             out.missing += [to_fetch[i] for i in skipped]
             out.over_limit = len(skipped)
+        # Not-found entries are listed in the file's own order.
+        order = {id(e): i for i, e in enumerate(entries)}
+        out.missing.sort(key=lambda e: order.get(id(e), 0))
         return out
 
     def _doi_index(self) -> dict[str, str]:
