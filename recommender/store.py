@@ -706,9 +706,14 @@ class Store:
         for rid, f in rows:
             if f.get(b"removed") == b"1":
                 continue
+            # The event's own time (imports and replays may log it later than it happened).
+            raw = f.get(b"ts")
+            when = float(raw) if raw else _stream_id(rid)[0] / 1000
+            if when < since:
+                continue
             out.append(
                 (
-                    _stream_id(rid)[0] / 1000,
+                    when,
                     f.get(b"user", b"").decode(),
                     f.get(b"paper", b"").decode(),
                     f.get(b"kind", b"").decode(),

@@ -48,7 +48,9 @@ class FakeArxiv:
         search = query.get("search_query", "")
         if search.startswith("au:"):
             name = search[3:].strip('"').casefold()
-            found = [p for p in self.papers.values() if any(a.casefold() == name for a in p.authors)]
+            found = [
+                p for p in self.papers.values() if any(a.casefold() == name for a in p.authors)
+            ]
         found = found[: int(query.get("max_results") or 100)]
         entries = "".join(_entry(p) for p in found)
         return (
@@ -85,7 +87,7 @@ def serve(fake: FakeArxiv | None = None) -> Iterator[FakeArxiv]:
     api = fake or FakeArxiv()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
             api.queries.append(query)
             if api.fail:

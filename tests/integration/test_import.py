@@ -132,7 +132,10 @@ def test_arxiv_down_means_nothing_is_imported(
     ("data", "says"),
     [
         (b"\x00\x01\x02PK\x03\x04" * 100, "binary"),
-        (b"@article{x, title = {Unclosed", "No usable BibTeX entries in that file (1 could not be read)"),
+        (
+            b"@article{x, title = {Unclosed",
+            "No usable BibTeX entries in that file (1 could not be read)",
+        ),
         (b"just some words", "neither BibTeX"),
     ],
 )
@@ -151,7 +154,9 @@ def test_id_lists_and_their_mistakes(
     bad = commands.handle(ctx(), "import 2601.00001 arxiv-paper-please")
     assert bad.text.startswith("Nothing imported: “arxiv-paper-please” is not an arXiv id")
     assert store.user_feedback("slack:T1:U1") == {}
-    reply = commands.handle(ctx(), "import https://arxiv.org/abs/2601.00001v3 2601.00077 2601.99999")
+    reply = commands.handle(
+        ctx(), "import https://arxiv.org/abs/2601.00001v3 2601.00077 2601.99999"
+    )
     assert reply.text.startswith(
         "Imported 2 papers from your list as 🔖 saves: 1 matched papers already in the library, "
         "1 added from arXiv."
