@@ -1089,14 +1089,17 @@ class SlackRuntime:
             await self._welcome(client, team, user)
             await self._publish_home(client, team, user)
 
-    async def _welcome(self, client: AsyncWebClient, team: str, user: str) -> None:
-        """Someone new (first App Home visit or first DM) gets the first-use card by DM."""
+    async def _welcome(
+        self, client: AsyncWebClient, team: str, user: str, channel: str | None = None
+    ) -> None:
+        """Someone new (first App Home visit or first DM) gets the first-use card by DM
+        (a user id as the channel makes Slack open the DM)."""
         if not user:
             return
         ctx = Context(platform="slack", workspace=team, user=user, is_dm=True)
         card = await asyncio.to_thread(self.core.welcome, ctx)
         if card is not None:
-            await self._post_dm(client, user, card)
+            await self._post_dm(client, channel or user, card)
 
     async def _post_dm(self, client: AsyncWebClient, channel: str, reply: Reply) -> None:
         """Post a reply (and its follow-ups) as messages in a DM, best effort."""
@@ -1125,7 +1128,7 @@ class SlackRuntime:
                 return
             files = [f for f in event.get("files") or [] if isinstance(f, dict)]
             if not files:
-                await self._welcome(client, team, user)
+                await self._welcome(client, team, user, channel)
                 return
             ctx = Context(
                 platform="slack", workspace=team, user=user, channel=channel, is_dm=True
