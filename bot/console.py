@@ -12,9 +12,11 @@ from typing import TextIO
 
 from bot.commands import CommandService, help_text
 from bot.feedback import EMOJI, FeedbackHandler
+from bot.importer import ArxivLookup, Importer
 from bot.ports import Context, Digest, Image, PaperCard, Reply, Sent, Target
 from bot.team import team_line
 from recommender.service import PaperService
+from recommender.sources import arxiv_api
 from recommender.types import Feedback
 
 # Console words for reactions (the emoji work too): `like 2`, `👍 2`, `unlike 2`.
@@ -85,10 +87,13 @@ class Console:
         user: str | None = None,
         timezone: str | None = None,
         charts_dir: Path | None = None,
+        arxiv_url: str = arxiv_api.DEFAULT_BASE_URL,
     ) -> None:
         self.service = service
         self.charts_dir = charts_dir or Path.cwd()
-        self.commands = CommandService(service)
+        self.commands = CommandService(
+            service, importer=Importer(service, ArxivLookup(arxiv_url))
+        )
         self.feedback = FeedbackHandler(service)
         self.ctx = Context(
             platform="console",

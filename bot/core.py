@@ -12,8 +12,10 @@ from bot.commands import CommandService
 from bot.delivery import Delivery
 from bot.digest import DigestBuilder
 from bot.feedback import FeedbackHandler, Outcome
+from bot.importer import ArxivLookup, Importer
 from bot.ports import ChatPort, Context, Reply
 from recommender.service import PaperService
+from recommender.sources import arxiv_api
 from recommender.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,14 @@ class BotCore:
 
     service: PaperService
     ports: dict[str, ChatPort] = field(default_factory=dict)
+    # Where `/papers import` looks papers up (ARXIV_API_URL).
+    arxiv_url: str = arxiv_api.DEFAULT_BASE_URL
 
     def __post_init__(self) -> None:
         self.store: Store = self.service.store
-        self.commands = CommandService(self.service)
+        self.commands = CommandService(
+            self.service, importer=Importer(self.service, ArxivLookup(self.arxiv_url))
+        )
         self.feedback = FeedbackHandler(self.service)
         self.builder = DigestBuilder(self.service)
         self.delivery = Delivery(self.store, self.builder, self.ports)
