@@ -121,17 +121,27 @@ def main() -> None:
 
     results: dict[str, float] = {}
     thumbs: dict[str, float] = {}
-    for name in ("none", "random", "popular", "areas"):
+    split: dict[str, tuple[float, float, int]] = {}
+    kept_likes: list[int] = []
+    # "+likes only": the same cards with the 👎 answers left out (as if they were skips),
+    # to show what the 👎-only profiles of people who liked nothing on the card cost.
+    names = ("none", "random", "popular", "areas", "popular+likes only", "areas+likes only")
+    for name in names:
+        strategy, _, variant = name.partition("+")
         started = time.perf_counter()
         scores, liked = [], []
         for start in range(0, len(users), 250):
             chunk = users[start : start + 250]
             feedback, truth = [], []
             for u in chunk:
-                card = {"none": [], "random": random_cards[u]}.get(name) or picks.get(name, [])
+                card = {"none": [], "random": random_cards[u]}.get(strategy) or picks.get(
+                    strategy, []
+                )
                 mine = set(libraries[u])
                 answers = {pid: (1.0 if pid in mine else -1.0) for pid in card}
                 liked.append(sum(v > 0 for v in answers.values()))
+                if variant:
+                    answers = {pid: v for pid, v in answers.items() if v > 0}
                 feedback.append((u, answers))
                 truth.append(np.array([position[p] for p in mine - set(card) if p in position]))
             with threadpool_limits(1, "blas"):
@@ -145,16 +155,27 @@ def main() -> None:
             hits = hits_matrix(ranked[keep], [truth[i] for i in keep])
             n_rel = np.array([len(truth[i]) for i in keep])
             scores += recall_ndcg(hits, n_rel, (K,))[f"recall@{K}"].tolist()
+            # Each measured person's number of 👍 on this chunk's cards, in the same order.
+            liked_rows = liked[-len(chunk) :]
+            kept_likes.extend(liked_rows[i] for i in keep)
         results[name] = float(np.mean(scores))
         thumbs[name] = float(np.mean(liked))
+        got = np.array(kept_likes[-len(scores) :]) > 0
+        values = np.array(scores)
+        split[name] = (
+            float(values[got].mean()) if got.any() else float("nan"),
+            float(values[~got].mean()) if (~got).any() else float("nan"),
+            int(got.sum()),
+        )
         print(
-            f"{name:8s} recall@{K} {results[name]:.4f}  (👍 per card {thumbs[name]:.2f}; "
-            f"{time.perf_counter() - started:.1f}s)"
+            f"{name:20s} recall@{K} {results[name]:.4f}  (👍 per card {thumbs[name]:.2f}; "
+            f"people with a 👍: {split[name][2]}, recall {split[name][0]:.4f}; "
+            f"without: {split[name][1]:.4f}; {time.perf_counter() - started:.1f}s)"
         )
     base = results["none"]
     print(f"\nratios against no card (same run, {len(users)} new people, seed {args.seed}):")
-    for name in ("random", "popular", "areas"):
-        print(f"  {name:8s} x{results[name] / base:.3f}")
+    for name in names[1:]:
+        print(f"  {name:20s} x{results[name] / base:.3f}")
     best = max(("random", "popular", "areas"), key=lambda n: results[n])
     runner = max((n for n in ("random", "popular", "areas") if n != best), key=lambda n: results[n])
     print(
