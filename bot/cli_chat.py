@@ -49,7 +49,7 @@ def chat_service(app: App, *, background: bool = False) -> PaperService:
 def start_console(app: App, user: str | None = None) -> int:
     """The terminal chat on the configured store."""
     threadpool_limits(1, "blas")
-    console = ChatConsole(chat_service(app), user=user)
+    console = ChatConsole(chat_service(app), user=user, arxiv_url=app.settings.arxiv_api_url)
     interactive(console)
     return 0
 
@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
         restore = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         service = chat_service(app, background=True)
-        core = BotCore(service)
+        core = BotCore(service, arxiv_url=settings.arxiv_api_url)
         runtime = app.runtime(index=service.index)
         runtime.core = core
         has_chat = bool(
@@ -193,7 +193,7 @@ def _run_with_console(
         "ingesting in the background). Type `help`."
     )
     try:
-        interactive(ChatConsole(core.service))
+        interactive(ChatConsole(core.service, arxiv_url=core.arxiv_url))
     finally:
         stop.set()
         thread.join(60)

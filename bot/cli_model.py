@@ -114,7 +114,7 @@ def _plot(results: list[ModelResult], ks: tuple[int, ...], path: Path, title: st
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise CommandError("--plot needs matplotlib: pip install -e '.[plot]'") from None
+        raise CommandError("--plot needs matplotlib: pip install matplotlib==3.11.2") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in results:
         ax.plot(ks, [r.metrics[f"recall@{k}"] for k in ks], marker="o", label=r.name)

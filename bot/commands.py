@@ -8,8 +8,12 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.digest import ON_DEMAND_LOOKBACK, DigestBuilder, card
+from bot.feedback import limit_reply
+from bot.importer import IMPORT_HELP, Importer
+from bot.onboarding import ANSWERS_NEEDED, Onboarding
 from bot.ports import Context, Reply
 from bot.subscriptions import (
     DAYS,
@@ -21,8 +25,11 @@ from bot.subscriptions import (
     parse_timezone,
     subscription_id,
 )
+from bot.team import Team, is_visible
+from bot.trends import Trends
 from recommender.bibtex import to_bibtex
 from recommender.index import QueryError
+from recommender.library import size_error
 from recommender.model import Explanation
 from recommender.service import LIMITS, PaperService, Ranked
 from recommender.store import WordLimitReached
@@ -33,6 +40,13 @@ HIDDEN = (
 )
 SEARCH_RESULTS = 5
 FORGET_WINDOW = 300  # seconds a forget-me confirmation stays valid
+FILE_SUFFIXES = (".bib", ".bibtex", ".ris", ".txt")
+# Where each platform takes a library file (a slash command cannot carry one in Slack).
+UPLOAD_HINT = {
+    "slack": "To upload a file, drop the .bib or .ris file into a direct message with me.",
+    "discord": "To upload a file, use `/papers import` with its `file` option.",
+    "console": "To import a file, give its path: `import ~/Downloads/library.bib`.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +78,13 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command("unsubscribe", "unsubscribe [channel]", "Stop your DM digest (or this channel's)."),
-    Command("settings", "settings", "Show your subscriptions, topics, muted authors and more."),
+    Command(
+        "settings",
+        "settings [visible on|off]",
+        "Show your subscriptions, topics, muted authors and how many ratings your profile "
+        "is built from. `visible on` lets teammates see your name next to papers you liked.",
+        ("settings", "settings visible on"),
+    ),
     Command("digest", "digest", "Your digest right now: the best new papers for you."),
     Command(
         "topics",
@@ -79,6 +99,31 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("mute", "mute author <name>", "Never show papers by this author."),
     Command("unmute", "unmute author <name>", "Show papers by this author again."),
+    Command(
+        "start",
+        "start",
+        "Rate 8 recent papers from different areas (👍 / 👎 / skip): after 5 answers your "
+        "digest is personal.",
+    ),
+    Command(
+        "import",
+        'import [<arXiv ids or URLs> | author "<name>"]',
+        "Bring your library: a BibTeX or RIS file (Zotero, Mendeley) becomes 🔖 saves, and so "
+        "do arXiv ids; an author's arXiv papers become 👍 likes after you confirm.",
+        ("import 2401.12345 https://arxiv.org/abs/1706.03762", 'import author "Ada Lovelace"'),
+    ),
+    Command(
+        "who",
+        "who <topic>",
+        "Teammates whose 👍 and 🔖 are closest to a topic (only those who turned on "
+        "`settings visible` are named).",
+        ("who diffusion models",),
+    ),
+    Command(
+        "trends",
+        "trends",
+        "Topics rising this week in the team's reactions and in new papers, with a chart.",
+    ),
     Command("saved", "saved", "List the papers you saved with 🔖."),
     Command("export", "export", "Your saved papers as BibTeX."),
     Command("forget-me", "forget-me", "Delete everything paperbot knows about you."),
@@ -94,6 +139,9 @@ ALIASES = {
     "forgetme": "forget-me",
     "config": "settings",
     "?": "help",
+    "onboard": "start",
+    "welcome": "start",
+    "trend": "trends",
 }
 
 
@@ -134,11 +182,21 @@ def help_text(name: str | None = None) -> str:
 class CommandService:
     """Turns a command's text into a Reply for the person who sent it."""
 
-    def __init__(self, service: PaperService, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        service: PaperService,
+        *,
+        clock: Callable[[], float] = time.time,
+        importer: Importer | None = None,
+    ) -> None:
         self.service = service
         self.store = service.store
         self.builder = DigestBuilder(service)
         self.clock = clock
+        self.onboarding = Onboarding(service, clock=clock)
+        self.importer = importer or Importer(service)
+        self.team = Team(service)
+        self.trends = Trends(service, clock=clock)
         self.handlers: dict[str, Callable[[Context, str], Reply]] = {
             "search": self.search,
             "subscribe": self.subscribe,
@@ -151,6 +209,10 @@ class CommandService:
             "saved": self.saved,
             "export": self.export,
             "forget-me": self.forget_me,
+            "start": lambda ctx, rest: self.onboarding.card(ctx),
+            "import": self.import_,
+            "who": lambda ctx, rest: self.team.who(ctx, rest),
+            "trends": lambda ctx, rest: self.trends.reply(ctx),
             "help": lambda ctx, rest: Reply(help_text(_command_name(rest) or None)),
         }
 
@@ -166,6 +228,15 @@ class CommandService:
         if handler is None:
             shown = name[:30]
             return Reply(f"I don't know the command “{shown}”.\n\n" + help_text())
+        first = self.touch(ctx)
+        reply = handler(ctx, rest.strip())
+        if first and name not in ("start", "forget-me"):
+            self.offer_card(ctx, reply)
+        return reply
+
+    def touch(self, ctx: Context) -> bool:
+        """Remember who is asking (name, platform, timezone, channel); True on their first use."""
+        first = not self.store.get_profile(ctx.uid)
         self.store.set_profile(
             ctx.uid,
             name=ctx.user_name or ctx.user,
@@ -175,7 +246,51 @@ class CommandService:
         )
         if ctx.channel_key and not ctx.is_dm:
             self.store.add_channel_member(ctx.channel_key, ctx.uid)
-        return handler(ctx, rest.strip())
+        return first
+
+    def offer_card(self, ctx: Context, reply: Reply) -> None:
+        """Add the first-use card after a reply, for someone who has not had it."""
+        if self.onboarding.wants_card(ctx.uid):
+            reply.followups.append(self.onboarding.card(ctx, first=True))
+
+    def welcome(self, ctx: Context) -> Reply | None:
+        """The first-use card for someone arriving without a command (first DM, first App
+        Home visit), or None when they had it or need none."""
+        self.touch(ctx)
+        if not self.onboarding.wants_card(ctx.uid):
+            return None
+        return self.onboarding.card(ctx, first=True)
+
+    # -- import -------------------------------------------------------------------------------
+
+    def import_(self, ctx: Context, rest: str) -> Reply:
+        """`import <ids>`, `import author "<name>"`, `import <path>` (console only)."""
+        head, _, tail = rest.partition(" ")
+        if head.lower() == "author":
+            return self.importer.author(ctx, tail)
+        if not rest:
+            return Reply(IMPORT_HELP + "\n" + UPLOAD_HINT.get(ctx.platform, ""))
+        if ctx.platform == "console":
+            path = Path(rest.strip("\"'")).expanduser()
+            if path.suffix.lower() in FILE_SUFFIXES or path.is_file():
+                return self._import_path(ctx, path)
+        return self.importer.ids(ctx, rest)
+
+    def _import_path(self, ctx: Context, path: Path) -> Reply:
+        """A file on this machine (the console only: chat users never name server paths)."""
+        try:
+            too_big = size_error(path.stat().st_size)
+            if too_big:
+                return Reply(f"Nothing imported from “{path.name}”: {too_big}")
+            data = path.read_bytes()
+        except OSError as exc:
+            return Reply(f"Cannot read {path}: {exc.strerror or exc}.")
+        return self.importer.file(ctx, path.name, data)
+
+    def import_file(self, ctx: Context, name: str, data: bytes) -> Reply:
+        """A file shared with the bot (Slack file share, Discord attachment)."""
+        self.touch(ctx)
+        return self.importer.file(ctx, name, data)
 
     # -- search and digests ---------------------------------------------------------------
 
@@ -297,7 +412,14 @@ class CommandService:
         )
 
     def settings(self, ctx: Context, rest: str) -> Reply:
-        """`settings`: everything in effect for the asker."""
+        """`settings [visible on|off]`: everything in effect for the asker."""
+        words = rest.lower().split()
+        if words[:1] == ["visible"]:
+            if words[1:] not in (["on"], ["off"]):
+                return Reply("`/papers settings visible on` or `/papers settings visible off`.")
+            return self.team.set_visible(ctx, words[1] == "on")
+        if words:
+            return Reply(help_text("settings"))
         lines = ["*Your settings*"]
         now = datetime.fromtimestamp(self.clock(), UTC)
         mine = [
@@ -326,6 +448,20 @@ class CommandService:
         dislikes = sum("dislike" in k for k in feedback.values())
         lines.append(
             f"• Feedback so far: {likes} 👍, {len(self.store.saved(ctx.uid))} 🔖, {dislikes} 👎"
+        )
+        rated = self.onboarding.ratings(ctx.uid)
+        lines.append(
+            f"• Your profile is built from {rated} rating{'s' if rated != 1 else ''}"
+            + (
+                ""
+                if rated >= ANSWERS_NEEDED
+                else f" (rate {ANSWERS_NEEDED - rated} more for a personal digest: `/papers start`)"
+            )
+        )
+        visible = is_visible(self.store.get_profile(ctx.uid))
+        lines.append(
+            "• Teammates see your name on papers you liked: "
+            + ("yes (`settings visible off`)" if visible else "no (`settings visible on`)")
         )
         lines.append(
             f"• Timezone: {self.store.get_profile(ctx.uid).get('tz') or ctx.timezone or 'UTC'}"
@@ -455,20 +591,6 @@ def _phrases(text: str) -> list[str]:
     parts = (" ".join(p.split()) for p in (text or "").split(","))
     capped = (p.casefold()[:80].strip() for p in parts)
     return list(dict.fromkeys(p for p in capped if p))[:20]
-
-
-def limit_reply(kind: str, size: int, limit: int) -> str:
-    """What to say when a person's topics, excluded phrases or muted authors are full."""
-    what = {"topics": "topics", "exclude": "excluded phrases", "muted": "muted authors"}[kind]
-    undo = {
-        "topics": "`/papers topics remove <topic>`",
-        "exclude": "`/papers topics include <phrase>`",
-        "muted": "`/papers unmute author <name>`",
-    }[kind]
-    return (
-        f"You have {size} {what}; the limit is {limit}. Remove some first with {undo}, "
-        "then try again."
-    )
 
 
 def _hidden(count: int) -> str:

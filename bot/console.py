@@ -5,13 +5,18 @@ from __future__ import annotations
 import getpass
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TextIO
 
 from bot.commands import CommandService, help_text
 from bot.feedback import EMOJI, FeedbackHandler
-from bot.ports import Context, Digest, PaperCard, Reply, Sent, Target
+from bot.importer import ArxivLookup, Importer
+from bot.ports import Context, Digest, Image, PaperCard, Reply, Sent, Target
+from bot.team import team_line
 from recommender.service import PaperService
+from recommender.sources import arxiv_api
 from recommender.types import Feedback
 
 # Console words for reactions (the emoji work too): `like 2`, `👍 2`, `unlike 2`.
@@ -29,13 +34,21 @@ listed paper with `like 2`, `save 1`, `dislike 3`, `mute 4` (or 👍 2, 🔖 1, 
 take it back with `unlike 2`, and `quit` to leave."""
 
 
-def render(reply: Reply) -> str:
-    """A reply as terminal text."""
+def render(reply: Reply, save: Callable[[Image], Path] | None = None) -> str:
+    """A reply as terminal text (images saved through `save`, their paths printed)."""
     lines = [reply.text]
     for c in reply.cards:
         lines.append(render_card(c))
     if reply.footer:
         lines.append(reply.footer)
+    for image in reply.images:
+        if save is not None:
+            lines.append(f"{image.title or 'Chart'} saved to {save(image)}")
+    for more in reply.followups:
+        lines.append("")
+        if more.title:
+            lines.append(more.title)
+        lines.append(render(more, save))
     return "\n".join(lines)
 
 
@@ -51,12 +64,16 @@ def render_card(c: PaperCard) -> str:
         extras.append(f"code: {c.code_url}")
     if c.upvotes:
         extras.append(f"▲ {c.upvotes}")
-    if c.teammates:
-        extras.append(f"👥 {c.teammates} teammate{'s' if c.teammates != 1 else ''} liked this")
+    team = team_line(c)
+    if team:
+        extras.append(team)
     if extras:
         parts.append("    " + " · ".join(extras))
     if c.reason:
         parts.append(f"    ↳ {c.reason}")
+    if c.actions == "rate":
+        n = c.position
+        parts.append(f"    rate it: `like {n}`, `dislike {n}` or `skip {n}`")
     return "\n".join(p for p in parts if p)
 
 
@@ -64,10 +81,19 @@ class Console:
     """A REPL bound to one local person."""
 
     def __init__(
-        self, service: PaperService, *, user: str | None = None, timezone: str | None = None
+        self,
+        service: PaperService,
+        *,
+        user: str | None = None,
+        timezone: str | None = None,
+        charts_dir: Path | None = None,
+        arxiv_url: str = arxiv_api.DEFAULT_BASE_URL,
     ) -> None:
         self.service = service
-        self.commands = CommandService(service)
+        self.charts_dir = charts_dir or Path.cwd()
+        self.commands = CommandService(
+            service, importer=Importer(service, ArxivLookup(arxiv_url))
+        )
         self.feedback = FeedbackHandler(service)
         self.ctx = Context(
             platform="console",
@@ -103,10 +129,33 @@ class Console:
         command = head == "mute" and len(words) > 1 and not words[1].isdigit()
         if (head in WORDS or head in UNDO_WORDS) and not command:
             return self._react(head, words[1:])
+        if head == "skip" and len(words) == 2 and words[1].isdigit():
+            return self._skip(words[1])
         reply = self.commands.handle(self.ctx, text)
-        if reply.cards:
-            self.last = reply.cards
-        return render(reply)
+        shown = list(reply.cards)
+        for more in reply.followups:
+            # A card that follows the answer goes on with its numbers: `like 7` is unambiguous.
+            for c in more.cards:
+                c.position = len(shown) + 1
+                shown.append(c)
+        if shown:
+            self.last = shown
+        return render(reply, self._save)
+
+    def _save(self, image: Image) -> Path:
+        """Write a chart next to where the console runs; returns its path."""
+        self.charts_dir.mkdir(parents=True, exist_ok=True)
+        stem, _, suffix = image.filename.rpartition(".")
+        path = self.charts_dir / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.{suffix}"
+        path.write_bytes(image.data)
+        return path.resolve()
+
+    def _skip(self, number: str) -> str:
+        """`skip 3`: pass on a paper of the first-use card."""
+        if not self.last or not 1 <= int(number) <= len(self.last):
+            return "Nothing to skip: `start` shows papers to rate."
+        paper = self.last[int(number) - 1]
+        return self.commands.onboarding.skip(self.ctx, paper.paper_id).message
 
     def _react(self, head: str, args: list[str]) -> str:
         """`like 2` / `unlike 2`: feedback on a paper of the last list."""
@@ -124,7 +173,10 @@ class Console:
             lines += [f"  [{i}] {label}" for i, (label, _) in enumerate(outcome.choices, 1)]
             lines.append("Type the number (Enter cancels).")
             return "\n".join(lines)
-        return outcome.message
+        progress = "" if removed else self.commands.onboarding.after_feedback(
+            self.ctx.uid, paper.paper_id
+        )
+        return f"{outcome.message} {progress}".strip()
 
     def run(
         self, lines: Iterable[str], out: TextIO, prompt: Callable[[], None] | None = None

@@ -9,6 +9,7 @@ retry, a restart or a second process a no-op.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 from dataclasses import asdict
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.digest import DigestBuilder
-from bot.ports import ChatPort, DeliveryError, Digest, PaperCard, Sent, Target
+from bot.ports import ChatPort, DeliveryError, Digest, Image, PaperCard, Sent, Target
 from bot.subscriptions import Subscription, due
 from recommender.store import Store
 
@@ -114,7 +115,11 @@ class Delivery:
                 pending["thread"] = intro.message_key
                 pending["inflight"] = None
                 self.store.put_pending(key, pending)
-            for card in digest.cards:
+            if digest.image is not None and not pending.get("image_done"):
+                await post_image(port, target, digest.image, pending["thread"])
+                pending["image_done"] = True
+                self.store.put_pending(key, pending)
+            for card in [*digest.cards, *digest.top]:
                 if card.paper_id in pending["done"]:
                     continue
                 sent = await self._post(port, pending, key, target, digest, card)
@@ -202,18 +207,38 @@ class Delivery:
             log.warning("could not notify %s either: %s", sub.owner, inner)
 
 
+async def post_image(port: ChatPort, target: Target, image: Image, thread: str | None) -> None:
+    """Post a digest's chart through a port that can upload images (others skip it)."""
+    upload = getattr(port, "post_image", None)
+    if upload is not None:
+        await upload(target, image, thread)
+
+
 def _digest_dict(digest: Digest) -> dict:
-    """JSON-ready digest for the outbox."""
-    return asdict(digest)
+    """JSON-ready digest for the outbox (an image's bytes as base64)."""
+    data = asdict(digest)
+    if digest.image is not None:
+        data["image"] = {
+            "filename": digest.image.filename,
+            "title": digest.image.title,
+            "data": base64.b64encode(digest.image.data).decode(),
+        }
+    return data
 
 
 def _digest_from(data: dict) -> Digest:
     """Inverse of `_digest_dict`."""
     cards = [PaperCard(**c) for c in data["cards"]]
+    raw = data.get("image")
+    image = (
+        Image(raw["filename"], base64.b64decode(raw["data"]), raw.get("title", "")) if raw else None
+    )
     return Digest(
         subscription=data["subscription"],
         title=data["title"],
         intro=data["intro"],
         cards=cards,
         period=data["period"],
+        image=image,
+        top=[PaperCard(**c) for c in data.get("top", [])],
     )

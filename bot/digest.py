@@ -6,9 +6,12 @@ import re
 import time
 from collections.abc import Sequence
 
-from bot.ports import Digest, PaperCard
+from bot.ports import Digest, Image, PaperCard
 from bot.subscriptions import Subscription
+from bot.team import Team
+from bot.trends import Trends, chart
 from recommender.ids import abs_url
+from recommender.model import Explanation
 from recommender.service import PaperService, Preferences, Ranked, RankResult
 from recommender.types import Paper
 
@@ -136,13 +139,47 @@ class DigestBuilder:
         if not picks:
             return None
         cards = [card(r, i + 1, teammates) for i, (r, teammates) in enumerate(picks)]
+        image, top = None, []
+        if sub.kind == "channel":
+            image, top = self._team_extras(sub, cards, now)
         when = "today" if sub.cadence == "daily" else "this week"
         intro = (
             f"{len(cards)} new paper{'s' if len(cards) != 1 else ''} {when}, ranked for "
             + ("you" if sub.kind == "dm" else "this channel")
             + ". React 👍 🔖 👎 on a paper (or use its buttons) and the next digest learns."
         )
-        return Digest(subscription=sub.id, title=title, intro=intro, cards=cards, period=period)
+        return Digest(
+            subscription=sub.id,
+            title=title,
+            intro=intro,
+            cards=cards,
+            period=period,
+            image=image,
+            top=top,
+        )
+
+    def _team_extras(
+        self, sub: Subscription, cards: list[PaperCard], now: float
+    ) -> tuple[Image | None, list[PaperCard]]:
+        """A channel digest names visible teammates on its cards; a weekly one also brings
+        the trends chart and the week's top papers."""
+        team = f"{sub.platform}:{sub.workspace}"
+        helper = Team(self.service)
+        helper.annotate(cards, team)
+        if sub.cadence != "weekly":
+            return None, []
+        report = Trends(self.service).report(team, now)
+        png = chart(report) if report else None
+        image = Image("paperbot-trends.png", png, "Rising topics this week") if png else None
+        picks = helper.top_this_week(
+            team, sub.subscriber, exclude=[c.paper_id for c in cards], now=now
+        )
+        top = []
+        for i, (paper, why) in enumerate(picks):
+            shown = card(Ranked(paper, 0.0, Explanation(reason=why), 0), len(cards) + i + 1)
+            top.append(shown)
+        helper.annotate(top, team)
+        return image, top
 
 
 def _shared_preferences(prefs: list[Preferences]) -> Preferences:

@@ -26,8 +26,21 @@ from bot.commands import BY_NAME, COMMANDS
 from bot.config import Settings
 from bot.core import FAILED, UNAVAILABLE, BotCore
 from bot.feedback import Outcome, button_value, emoji_feedback
-from bot.ports import BUTTONS, Context, DeliveryError, Digest, PaperCard, Reply, Sent, Target
+from bot.ports import (
+    BUTTONS,
+    RATE_BUTTONS,
+    Context,
+    DeliveryError,
+    Digest,
+    Image,
+    PaperCard,
+    Reply,
+    Sent,
+    Target,
+)
 from bot.subscriptions import DAYS, timezone_suggestions
+from bot.team import team_line
+from recommender.library import size_error
 from recommender.store import StoreUnavailable
 from recommender.types import Feedback
 
@@ -194,9 +207,9 @@ def card_embed(card: PaperCard, *, description_limit: int = 1000) -> discord.Emb
         extras.append(f"[code]({code})")
     if card.upvotes:
         extras.append(f"▲ {card.upvotes}")
-    if card.teammates:
-        plural = "s" if card.teammates != 1 else ""
-        extras.append(f"👥 {card.teammates} teammate{plural} liked this")
+    team = team_line(card)
+    if team:
+        extras.append(plain(team))
     if extras:
         lines.append(" · ".join(extras))
     if card.reason:
@@ -289,6 +302,15 @@ def paper_view(cards: Sequence[PaperCard]) -> discord.ui.View | None:
     view = discord.ui.View(timeout=None)
     single = len(cards) == 1
     for row, card in enumerate(cards[:CARDS_PER_MESSAGE]):
+        if card.actions == "rate":
+            # A first-use card: 👍 👎 skip, numbered when several papers share a message.
+            for kind, emoji, label in RATE_BUTTONS:
+                value = f"{kind}|{card.paper_id}"
+                if len(BUTTON_PREFIX + value) > CUSTOM_ID_LIMIT:
+                    break
+                shown = label if single else f"{emoji} #{card.position or row + 1}"
+                view.add_item(PaperButton(value, label=shown, row=row))
+            continue
         for kind, _emoji, label in BUTTONS:
             value = button_value(kind, card.paper_id)
             if len(BUTTON_PREFIX + value) > CUSTOM_ID_LIMIT:
@@ -362,6 +384,12 @@ def render_reply(reply: Reply, *, filename: str = "paperbot.txt") -> list[Outgoi
         pieces = [truncate(pieces[0], CONTENT_LIMIT - 40) + "\n(the full text is attached)"]
     messages = [Outgoing(content=p) for p in pieces]
     messages[0].file = file
+    for image in reply.images:
+        # Discord shows an attached PNG as a picture.
+        if messages[-1].file is None:
+            messages[-1].file = (image.filename, image.data)
+        else:
+            messages.append(Outgoing(file=(image.filename, image.data)))
     for i, batch in enumerate(_batches(reply.cards)):
         target = messages[-1] if i == 0 and not messages[-1].embeds else Outgoing()
         target.embeds = [embed for _, embed in batch]
@@ -485,6 +513,10 @@ class DiscordPort:
         for piece in split_text(core_text(text)):
             await self._send(target, content=piece)
 
+    async def post_image(self, target: Target, image: Image, thread: str | None = None) -> None:
+        """A chart, as an attached PNG (Discord shows it as a picture)."""
+        await self._send(target, file=discord.File(io.BytesIO(image.data), filename=image.filename))
+
     async def _send(self, target: Target, *, key: str = "", **kwargs: Any) -> discord.Message:
         """Send to a DM or channel on the client's own loop, retried with backoff when the
         message has a `key` (its nonce); failures become DeliveryError."""
@@ -554,6 +586,7 @@ Where = Literal["me", "channel"]
 Cadence = Literal["daily", "weekly"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 TopicAction = Literal["add", "remove", "exclude", "include"]
+OnOff = Literal["on", "off"]
 
 
 class PapersGroup(app_commands.Group):
@@ -647,9 +680,54 @@ class PapersGroup(app_commands.Group):
         )
 
     @app_commands.command(name="settings", description=_summary("settings"))
-    async def settings(self, interaction: discord.Interaction) -> None:
-        """`/papers settings`."""
-        await self.runtime.run_command(interaction, "settings")
+    @app_commands.describe(visible="on: teammates see your name on papers you liked; off: not")
+    async def settings(
+        self, interaction: discord.Interaction, visible: OnOff | None = None
+    ) -> None:
+        """`/papers settings [visible]`."""
+        text = f"settings visible {visible}" if visible else "settings"
+        await self.runtime.run_command(interaction, text)
+
+    @app_commands.command(name="start", description=_summary("start"))
+    async def start(self, interaction: discord.Interaction) -> None:
+        """`/papers start`: the first-use card, at any time."""
+        await self.runtime.run_command(interaction, "start")
+
+    @app_commands.command(name="import", description=_summary("import"))
+    @app_commands.describe(
+        file="A BibTeX (.bib) or RIS (.ris) export of your library (Zotero, Mendeley, …)",
+        ids="arXiv ids or URLs, separated by spaces",
+        author="An author's full name: their arXiv papers, shown first for confirmation",
+        confirm="True to like the papers of the author shown last",
+    )
+    async def import_(
+        self,
+        interaction: discord.Interaction,
+        file: discord.Attachment | None = None,
+        ids: str | None = None,
+        author: str | None = None,
+        confirm: bool = False,
+    ) -> None:
+        """`/papers import`: a file, a list of ids, or an author."""
+        if file is not None:
+            await self.runtime.import_attachment(interaction, file)
+        elif author and author.strip():
+            await self.runtime.run_command(interaction, f"import author {_quoted(author)}")
+        elif confirm:
+            await self.runtime.run_command(interaction, "import author confirm")
+        else:
+            await self.runtime.run_command(interaction, f"import {ids or ''}".strip())
+
+    @app_commands.command(name="who", description=_summary("who"))
+    @app_commands.describe(topic="A topic, e.g. diffusion models")
+    async def who(self, interaction: discord.Interaction, topic: str) -> None:
+        """`/papers who <topic>`."""
+        await self.runtime.run_command(interaction, f"who {topic}")
+
+    @app_commands.command(name="trends", description=_summary("trends"))
+    async def trends(self, interaction: discord.Interaction) -> None:
+        """`/papers trends`: rising topics, with the chart attached."""
+        await self.runtime.run_command(interaction, "trends")
 
     @app_commands.command(name="digest", description=_summary("digest"))
     async def digest(self, interaction: discord.Interaction) -> None:
@@ -875,10 +953,43 @@ class DiscordRuntime:
         reply = await self.core.answer_async(ctx, text)
         await self.send_reply(interaction, reply, filename=filename)
 
+    async def import_attachment(
+        self, interaction: discord.Interaction, attachment: discord.Attachment
+    ) -> None:
+        """`/papers import file:`: read the attachment (size checked first) and import it."""
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException:
+            log.warning("could not acknowledge /papers import in time")
+            return
+        ctx = await self.context(interaction)
+        name = attachment.filename or "library"
+        too_big = size_error(int(attachment.size or 0))
+        if too_big:
+            reply = Reply(f"Nothing imported from “{name[:60]}”: {too_big}")
+        else:
+            try:
+                data = await attachment.read()
+            except (discord.HTTPException, *_NETWORK_ERRORS) as exc:
+                log.warning("could not download an attachment: %s", type(exc).__name__)
+                reply = Reply(f"Nothing imported from “{name[:60]}”: the download failed.")
+            else:
+                reply = await asyncio.to_thread(self.core.import_file, ctx, name, data)
+        await self.send_reply(interaction, reply)
+
     async def send_reply(
         self, interaction: discord.Interaction, reply: Reply, *, filename: str = "paperbot.txt"
     ) -> None:
-        """Follow-ups for a deferred interaction; a public reply is posted to the channel."""
+        """Follow-ups for a deferred interaction; a public reply is posted to the channel.
+        The reply's own follow-ups (a first-use card) come after it."""
+        await self._send_one(interaction, reply, filename=filename)
+        for more in reply.followups:
+            await self._send_one(interaction, more, filename=filename)
+
+    async def _send_one(
+        self, interaction: discord.Interaction, reply: Reply, *, filename: str
+    ) -> None:
+        """One reply's messages as follow-ups."""
         messages = render_reply(reply, filename=filename)
         public = not reply.ephemeral and interaction.guild_id is not None
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.commands import limit_reply
 from bot.ports import Context
 from recommender.service import LIMITS, PaperService
 from recommender.store import WordLimitReached
@@ -93,6 +92,20 @@ def parse_choice(value: str) -> tuple[Feedback, str, int | None] | None:
         return Feedback(kind), rest, author
     except ValueError:
         return None
+
+
+def limit_reply(kind: str, size: int, limit: int) -> str:
+    """What to say when a person's topics, excluded phrases or muted authors are full."""
+    what = {"topics": "topics", "exclude": "excluded phrases", "muted": "muted authors"}[kind]
+    undo = {
+        "topics": "`/papers topics remove <topic>`",
+        "exclude": "`/papers topics include <phrase>`",
+        "muted": "`/papers unmute author <name>`",
+    }[kind]
+    return (
+        f"You have {size} {what}; the limit is {limit}. Remove some first with {undo}, "
+        "then try again."
+    )
 
 
 @dataclass(slots=True)

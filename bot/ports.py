@@ -14,6 +14,12 @@ BUTTONS: tuple[tuple[Feedback, str, str], ...] = (
     (Feedback.DISLIKE, "👎", "Not for me"),
     (Feedback.MUTE, "🔇", "Mute author"),
 )
+# Buttons of a first-use card: (value kind, emoji, label); `skip` records nothing.
+RATE_BUTTONS: tuple[tuple[str, str, str], ...] = (
+    ("like", "👍", "Interesting"),
+    ("dislike", "👎", "Not for me"),
+    ("skip", "⏭️", "Skip"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,22 @@ class PaperCard:
     teammates: int = 0
     position: int = 0
     published: str = ""
+    # "feedback": 👍 🔖 👎 🔇; "rate": the first-use card's 👍 👎 skip.
+    actions: str = "feedback"
+    # Teammates who may be named (`settings visible`) and saved / liked the paper, and how
+    # many others did without being named.
+    saved_by: list[str] = field(default_factory=list)
+    liked_by: list[str] = field(default_factory=list)
+    unnamed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A picture to upload with a reply or a digest (a PNG chart)."""
+
+    filename: str
+    data: bytes
+    title: str = ""
 
 
 @dataclass(slots=True)
@@ -71,6 +93,9 @@ class Reply:
     title: str | None = None
     # Extra lines shown after the cards (e.g. "3 more: /papers search … n:20").
     footer: str = ""
+    images: list[Image] = field(default_factory=list)
+    # Further replies sent right after this one (a first-use card after the answer).
+    followups: list[Reply] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +117,9 @@ class Digest:
     intro: str
     cards: list[PaperCard]
     period: str
+    # A chart posted after the intro, and papers shown after the ranked ones ("Top this week").
+    image: Image | None = None
+    top: list[PaperCard] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +162,6 @@ class ChatPort(Protocol):
     async def send_text(self, target: Target, text: str) -> None:
         """Post a plain notice (e.g. "your channel digest could not be delivered")."""
         ...
+
+    # Optional: `async def post_image(self, target: Target, image: Image, thread: str | None)`
+    # uploads a digest's chart; a port without it sends digests without the chart.

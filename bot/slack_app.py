@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -41,9 +42,11 @@ from bot.core import BotCore
 from bot.feedback import Outcome, button_value
 from bot.ports import (
     BUTTONS,
+    RATE_BUTTONS,
     Context,
     DeliveryError,
     Digest,
+    Image,
     PaperCard,
     Reply,
     Sent,
@@ -60,6 +63,8 @@ from bot.slack_oauth import (
     not_installed_message,
     oauth_settings,
 )
+from bot.team import team_line
+from recommender.library import MAX_BYTES, size_error
 from recommender.store import StoreUnavailable
 
 __all__ = [
@@ -111,6 +116,8 @@ EVENT_DEDUPE_TTL = 3600
 TZ_TTL = 6 * 3600
 TZ_MISS_TTL = 300
 STOP_GRACE = 10.0
+# A download stops one byte past the import limit (the importer then says it is too big).
+MAX_IMPORT_BYTES = MAX_BYTES + 1
 RESPONSE_TIMEOUT = 30.0
 
 # Errors where retrying the same call cannot succeed until someone changes something.
@@ -244,7 +251,18 @@ def _header(text: str) -> dict[str, Any]:
 
 
 def _buttons(card: PaperCard, block_id: str) -> dict[str, Any]:
-    """👍 🔖 👎 🔇 for one paper; each carries `kind|paper id`."""
+    """👍 🔖 👎 🔇 for one paper (👍 👎 skip on a first-use card); each carries `kind|paper id`."""
+    if card.actions == "rate":
+        rate = [
+            {
+                "type": "button",
+                "action_id": f"{ACTION_PREFIX}rate_{kind}",
+                "text": {"type": "plain_text", "text": _plain(f"{emoji} {label}", BUTTON_TEXT)},
+                "value": f"{kind}|{card.paper_id}",
+            }
+            for kind, emoji, label in RATE_BUTTONS
+        ]
+        return {"type": "actions", "block_id": block_id[:255], "elements": rate}
     elements = []
     for kind, emoji, label in BUTTONS:
         element: dict[str, Any] = {
@@ -283,9 +301,9 @@ def card_context(card: PaperCard) -> str:
         extras.append(link(card.code_url, "code"))
     if card.upvotes:
         extras.append(f"▲ {int(card.upvotes)}")
-    if card.teammates:
-        n = int(card.teammates)
-        extras.append(f"👥 {n} teammate{'s' if n != 1 else ''} liked this")
+    team = team_line(card)
+    if team:
+        extras.append(escape(team))
     parts = [" · ".join(extras)] if extras else []
     if card.reason:
         parts.append("↳ " + _clip(escape(card.reason), REASON_BUDGET))
@@ -599,6 +617,35 @@ class SlackPort:
         blocks = [_section(c) for c in _chunks(escape(text))][:MAX_BLOCKS]
         await self._post(client, channel, {"text": _fallback(text), "blocks": blocks})
 
+    async def post_image(self, target: Target, image: Image, thread: str | None = None) -> None:
+        """Upload a chart (in the digest's thread for channels)."""
+        client = await self.client_for(target.workspace)
+        channel = await self.channel_for(target, client)
+        thread_ts = None
+        if target.kind != "dm" and thread:
+            thread_channel, thread_ts = split_key(thread)
+            thread_ts = thread_ts if thread_channel == channel else None
+        await upload_image(client, channel, image, thread_ts)
+
+
+async def upload_image(
+    client: AsyncWebClient, channel: str, image: Image, thread_ts: str | None = None
+) -> None:
+    """files.getUploadURLExternal -> upload -> files.completeUploadExternal, as a DeliveryError
+    on failure."""
+    try:
+        await client.files_upload_v2(
+            channel=channel,
+            file=image.data,
+            filename=image.filename,
+            title=image.title or image.filename,
+            thread_ts=thread_ts,
+        )
+    except SlackApiError as exc:
+        raise delivery_error(exc, "files.upload") from None
+    except (SlackClientError, *NETWORK_ERRORS) as exc:
+        raise delivery_error(exc, "files.upload") from None
+
 
 # -- the Bolt app -----------------------------------------------------------------------------
 
@@ -910,6 +957,7 @@ class SlackRuntime:
         app.event("reaction_added")(self._on_reaction_added)
         app.event("reaction_removed")(self._on_reaction_removed)
         app.event("app_home_opened")(self._on_home)
+        app.event("message")(self._on_message)
 
     async def _dedupe_events(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
         """Events API retries (X-Slack-Retry-Num) carry the same event_id: apply each once."""
@@ -981,9 +1029,35 @@ class SlackRuntime:
                 is_dm=body.get("channel_name") == "directmessage" or _is_dm_channel(channel),
             )
             reply = await self.core.answer_async(ctx, unescape(body.get("text")))
-            response_type = "ephemeral" if reply.ephemeral else "in_channel"
-            for message in reply_messages(reply):
+            await self._answer(body, client, ctx, reply)
+
+    async def _answer(
+        self, body: dict, client: AsyncWebClient, ctx: Context, reply: Reply
+    ) -> None:
+        """A reply, its images (uploaded to the channel) and its follow-ups, in order."""
+        for part in (reply, *reply.followups):
+            response_type = "ephemeral" if part.ephemeral else "in_channel"
+            for message in reply_messages(part):
                 await self._respond(body, response_type=response_type, **message)
+            for image in part.images:
+                await self._upload(body, client, ctx, image)
+
+    async def _upload(self, body: dict, client: AsyncWebClient, ctx: Context, image: Image) -> None:
+        """Upload an image where the command was run; say so when Slack refuses."""
+        if not ctx.channel:
+            return
+        try:
+            await upload_image(client, ctx.channel, image)
+        except DeliveryError as exc:
+            log.warning("slack: could not upload %s: %s", image.filename, exc)
+            await self._respond(
+                body,
+                response_type="ephemeral",
+                text=_fallback(
+                    f"I could not post the chart here ({exc}). Invite me to this channel, "
+                    "or run the command in a DM with me."
+                ),
+            )
 
     async def _respond(self, body: dict, **message: Any) -> None:
         """Post to the request's response_url, logging (not raising) when Slack refuses it.
@@ -1092,7 +1166,105 @@ class SlackRuntime:
             if event.get("tab", "home") != "home":
                 return
             team = str(body.get("team_id") or "")
-            await self._publish_home(client, team, str(event.get("user") or ""))
+            user = str(event.get("user") or "")
+            await self._welcome(client, team, user)
+            await self._publish_home(client, team, user)
+
+    async def _welcome(
+        self, client: AsyncWebClient, team: str, user: str, channel: str | None = None
+    ) -> None:
+        """Someone new (first App Home visit or first DM) gets the first-use card by DM
+        (a user id as the channel makes Slack open the DM)."""
+        if not user:
+            return
+        ctx = Context(platform="slack", workspace=team, user=user, is_dm=True)
+        card = await asyncio.to_thread(self.core.welcome, ctx)
+        if card is not None:
+            await self._post_dm(client, channel or user, card)
+
+    async def _post_dm(self, client: AsyncWebClient, channel: str, reply: Reply) -> None:
+        """Post a reply (and its follow-ups) as messages in a DM, best effort."""
+        for part in (reply, *reply.followups):
+            for message in reply_messages(part):
+                try:
+                    await client.chat_postMessage(
+                        channel=channel, unfurl_links=False, unfurl_media=False, **message
+                    )
+                except (SlackApiError, *NETWORK_ERRORS) as exc:
+                    log.warning("slack: could not post to a DM: %s", type(exc).__name__)
+                    return
+
+    async def _on_message(self, body: dict, event: dict, client: AsyncWebClient) -> None:
+        """Messages in the DM with paperbot: a shared file is imported; a first message
+        gets the first-use card."""
+        async with self._tracked():
+            if event.get("bot_id") or event.get("subtype") not in (None, "file_share"):
+                return
+            if event.get("channel_type") != "im":
+                return
+            team = str(body.get("team_id") or event.get("team") or "")
+            user = str(event.get("user") or "")
+            channel = str(event.get("channel") or "")
+            if not user or not channel:
+                return
+            files = [f for f in event.get("files") or [] if isinstance(f, dict)]
+            if not files:
+                await self._welcome(client, team, user, channel)
+                return
+            ctx = Context(
+                platform="slack", workspace=team, user=user, channel=channel, is_dm=True
+            )
+            reply = await self._import_shared(client, ctx, files[0])
+            if len(files) > 1:
+                reply.text += "\n(Only the first file was read: share one library at a time.)"
+            await self._post_dm(client, channel, reply)
+
+    async def _import_shared(self, client: AsyncWebClient, ctx: Context, file: dict) -> Reply:
+        """Download a shared file (with the workspace's token) and import it."""
+        name = str(file.get("name") or file.get("title") or "library")
+        too_big = size_error(int(file.get("size") or 0))
+        if too_big:
+            return Reply(f"Nothing imported from “{name[:60]}”: {too_big}")
+        url = str(file.get("url_private_download") or file.get("url_private") or "")
+        if not self._slack_url(url):
+            return Reply(f"Nothing imported from “{name[:60]}”: I could not download it.")
+        try:
+            data = await self._download(client, url)
+        except (ValueError, *NETWORK_ERRORS) as exc:
+            log.warning("slack: file download failed: %s", type(exc).__name__)
+            return Reply(f"Nothing imported from “{name[:60]}”: the download failed ({exc}).")
+        return await asyncio.to_thread(self.core.import_file, ctx, name, data)
+
+    def _slack_url(self, url: str) -> bool:
+        """Whether a file URL is Slack's own (the bot token is only ever sent there)."""
+        parsed = urllib.parse.urlparse(url)
+        api = urllib.parse.urlparse(self.api_url)
+        host = (parsed.hostname or "").lower()
+        if parsed.scheme == api.scheme and host == (api.hostname or "").lower():
+            return parsed.port == api.port
+        return parsed.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
+
+    async def _download(self, client: AsyncWebClient, url: str) -> bytes:
+        """A file's bytes, refusing anything past the import limit while it streams."""
+        session = self._session if self._session and not self._session.closed else None
+        own = session is None
+        session = session or aiohttp.ClientSession()
+        try:
+            timeout = aiohttp.ClientTimeout(total=RESPONSE_TIMEOUT)
+            headers = {"Authorization": f"Bearer {client.token}"}
+            async with session.get(url, headers=headers, timeout=timeout) as response:
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    data += chunk
+                    if len(data) > MAX_IMPORT_BYTES:
+                        # Reported by the importer's own size check.
+                        break
+                return bytes(data)
+        finally:
+            if own:
+                await session.close()
 
     async def _publish_home(self, client: AsyncWebClient, team: str, user: str) -> None:
         """Render and publish one person's App Home (with the workspace's own token)."""

@@ -55,6 +55,9 @@ BOT_SCOPES = (
     "channels:history",
     "groups:history",
     "im:history",
+    # A library file dropped into the DM with paperbot is imported; the trends chart.
+    "files:read",
+    "files:write",
 )
 # Bolt's default: a rotating token is refreshed when it has less than this left.
 ROTATION_MINUTES = 120

@@ -24,6 +24,8 @@ Redis Cluster slot):
     {pb:likers:<paper>}:seq         hash    person -> seq of the change the set reflects
     pb:sub:{<subscriber>}           string  JSON of a subscription (personal DM or channel)
     pb:sub:{<subscriber>}:seq       counter orders changes of that subscription
+    pb:user:{<uid>}:onboard         string  JSON: the first-use card and its answers
+    pb:user:{<uid>}:import          string  JSON: an author import waiting for confirmation
     pb:subs                         set     every subscriber id
     {pb:subs}:seq                   hash    subscriber -> seq of the change the set reflects
     pb:feedback:log                 stream  every feedback event (audit, retrain trigger)
@@ -118,6 +120,38 @@ else
 end
 redis.call('sadd', KEYS[4], ARGV[1])
 return {next_seq(KEYS[3]), joined, undo and 1 or 0}
+"""
+)
+
+# Many papers' feedback for one person in one step (an import): ARGV[1] = time, then
+# (paper, kind, exclusive kinds) triples. Returns {seq, {{paper, kinds now}, ...}} for the
+# papers whose kinds changed.
+_FEEDBACK_MANY = (
+    _SEQ_FN
+    + """
+local changed = {}
+for i = 2, #ARGV, 3 do
+  local pid, kind, excl = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local current = redis.call('hget', KEYS[1], pid)
+  local kinds = {}
+  if current then
+    for k in string.gmatch(current, '[^,]+') do kinds[k] = true end
+  end
+  kinds[kind] = true
+  for k in string.gmatch(excl, '[^,]+') do kinds[k] = nil end
+  local list = {}
+  for k in pairs(kinds) do list[#list + 1] = k end
+  table.sort(list)
+  local joined = table.concat(list, ',')
+  if joined ~= (current or '') then
+    redis.call('hset', KEYS[1], pid, joined)
+    if kinds['save'] then redis.call('zadd', KEYS[2], 'NX', ARGV[1], pid) end
+    redis.call('sadd', KEYS[4], pid)
+    changed[#changed + 1] = {pid, joined}
+  end
+end
+if #changed == 0 then return {0, changed} end
+return {next_seq(KEYS[3]), changed}
 """
 )
 
@@ -726,6 +760,146 @@ class Store:
         # GT: a slower writer of an older version never moves the mark backwards.
         self.r.zadd(f"{PREFIX}feedback:touched", {uid: version}, gt=True)
         return kinds
+
+    @_translate
+    def apply_feedback_many(
+        self,
+        uid: str,
+        kinds: dict[str, str],
+        *,
+        exclusive: dict[str, Sequence[str]] | None = None,
+        ts: float | None = None,
+    ) -> int:
+        """Add one kind of feedback on many papers at once (an import); returns how many
+        papers changed.
+
+        The person's own state is written in one script on their slot, so an import is
+        applied whole or not at all; the shared indexes (likers, the log, the feedback
+        version) follow from it in order of that step's sequence number, as for one click.
+        """
+        if not kinds:
+            return 0
+        now = time.time() if ts is None else ts
+        exclusive = exclusive or {}
+        args: list[Any] = [repr(now)]
+        for pid, kind in kinds.items():
+            args += [pid, kind, ",".join(exclusive.get(kind, ()))]
+        seq, changed = self.r.eval(
+            _FEEDBACK_MANY,
+            4,
+            _user_key(uid, "rx"),
+            _user_key(uid, "saved"),
+            _user_key(uid, "seq"),
+            _user_key(uid, "rated"),
+            *args,
+        )
+        fresh = [
+            (c[0].decode(), c[1].decode()) if isinstance(c[0], bytes) else (c[0], c[1])
+            for c in changed
+        ]
+        if not fresh:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for pid, joined in fresh:
+            likers = f"{PREFIX}likers:{pid}"
+            present = int(bool(set(joined.split(",")) & _POSITIVE))
+            pipe.eval(_INDEX, 2, likers, _order_key(likers), uid, seq, present)
+            pipe.xadd(
+                f"{PREFIX}feedback:log",
+                {
+                    "user": uid,
+                    "paper": pid,
+                    "kind": kinds[pid],
+                    "removed": 0,
+                    "ts": now,
+                    "seq": seq,
+                },
+                maxlen=1_000_000,
+                approximate=True,
+            )
+        pipe.sadd(f"{PREFIX}users", uid)
+        pipe.incr(f"{PREFIX}feedback:version")
+        version = pipe.execute()[-1]
+        self.r.zadd(f"{PREFIX}feedback:touched", {uid: version}, gt=True)
+        return len(fresh)
+
+    @_translate
+    def put_user_json(
+        self, uid: str, suffix: str, value: Any, ttl_seconds: int | None = None
+    ) -> None:
+        """Keep a small JSON value in one of a person's keys (`pb:user:{uid}:<suffix>`)."""
+        self.r.set(_user_key(uid, suffix), json.dumps(value), ex=ttl_seconds)
+
+    @_translate
+    def get_user_json(self, uid: str, suffix: str) -> Any:
+        """What `put_user_json` stored, or None."""
+        raw = self.r.get(_user_key(uid, suffix))
+        return json.loads(raw) if raw else None
+
+    @_translate
+    def delete_user_key(self, uid: str, suffix: str) -> bool:
+        """Drop one of a person's keys; True if it existed."""
+        return bool(self.r.delete(_user_key(uid, suffix)))
+
+    @_translate
+    def update_user_json(
+        self, uid: str, suffix: str, change: Callable[[Any], Any], ttl_seconds: int | None = None
+    ) -> Any:
+        """Read-modify-write one of a person's JSON keys atomically (optimistic, one slot);
+        returns the new value (`change` returning None leaves the key as it was)."""
+        key = _user_key(uid, suffix)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    value = change(json.loads(raw) if raw else None)
+                    pipe.multi()
+                    if value is not None:
+                        pipe.set(key, json.dumps(value), ex=ttl_seconds)
+                    pipe.execute()
+                    return value
+                except redis.WatchError:
+                    continue
+
+    @_translate
+    def workspace_people(self, team: str) -> list[str]:
+        """Everyone with state in one workspace (`platform:workspace`), sorted."""
+        prefix = team + ":"
+        people = (m.decode() for m in self.r.smembers(f"{PREFIX}users"))
+        return sorted(u for u in people if u.startswith(prefix))
+
+    @_translate
+    def feedback_since(
+        self, since: float, limit: int = 200_000
+    ) -> list[tuple[float, str, str, str]]:
+        """(ts, person, paper, kind) of feedback given since `since` (taken-back ones left out)."""
+        start = f"{int(since * 1000)}-0"
+        rows = self.r.xrange(f"{PREFIX}feedback:log", min=start, count=limit)
+        out = []
+        for rid, f in rows:
+            if f.get(b"removed") == b"1":
+                continue
+            # The event's own time (imports and replays may log it later than it happened).
+            raw = f.get(b"ts")
+            when = float(raw) if raw else _stream_id(rid)[0] / 1000
+            if when < since:
+                continue
+            out.append(
+                (
+                    when,
+                    f.get(b"user", b"").decode(),
+                    f.get(b"paper", b"").decode(),
+                    f.get(b"kind", b"").decode(),
+                )
+            )
+        return out
+
+    @_translate
+    def paper_seen_times(self, since: float) -> list[tuple[str, float]]:
+        """(paper id, first-seen epoch) of papers first seen since `since`."""
+        rows = self.r.zrangebyscore(f"{PREFIX}papers:seen", since, "+inf", withscores=True)
+        return [(pid.decode(), float(ts)) for pid, ts in rows]
 
     @_translate
     def user_feedback(self, uid: str) -> dict[str, set[str]]:

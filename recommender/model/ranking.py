@@ -174,6 +174,12 @@ def score(state: FittedState, people: People, cands: Candidates) -> np.ndarray:
         c = coef[:, SIGNALS.index(s)]
         if cands.knn is not None and c.any():
             out[rows] += (sp.diags(c) @ (people.rows[rows] @ cands.knn)).toarray()
+    # Someone who has only said 👎 (a new person who liked nothing on their first card) has
+    # vectors that point away from a few papers, which alone ranks the rest of the catalogue
+    # at random: the community prior stays their base, and their 👎 push down what is close.
+    liked = np.asarray((people.rows[rows] > 0).sum(axis=1)).ravel() > 0
+    if (~liked).any():
+        out[rows[~liked]] += cands.prior[None, :]
     return out
 
 

@@ -47,6 +47,15 @@ class Call:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
+@dataclass
+class Upload:
+    """A file attached to a slash command option (`size` may claim more than `data`)."""
+
+    filename: str
+    data: bytes
+    size: int | None = None
+
+
 class FakeDiscord:
     """Discord's REST API and gateway, just enough for discord.py 2.7."""
 
@@ -72,6 +81,9 @@ class FakeDiscord:
         self._seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Files people attached to a command (attachment id -> bytes), and downloads of them.
+        self.uploads: dict[str, bytes] = {}
+        self.downloaded: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -80,6 +92,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{aid}/{name}", self._attachment)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -198,7 +211,22 @@ class FakeDiscord:
     ) -> str:
         """Dispatch `/papers <sub> …` (or its autocomplete when `focused`); returns the token."""
         opts = []
+        resolved: dict[str, Any] = {}
         for name, value in (options or {}).items():
+            if isinstance(value, Upload):
+                # An attachment option: its value is an id, the file itself is "resolved".
+                aid = self.snowflake()
+                self.uploads[aid] = value.data
+                resolved.setdefault("attachments", {})[aid] = {
+                    "id": aid,
+                    "filename": value.filename,
+                    "size": value.size if value.size is not None else len(value.data),
+                    "url": f"http://127.0.0.1:{self.port}/attachments/{aid}/{value.filename}",
+                    "proxy_url": f"http://127.0.0.1:{self.port}/attachments/{aid}/{value.filename}",
+                    "content_type": "application/x-bibtex",
+                }
+                opts.append({"name": name, "type": 11, "value": aid})
+                continue
             kind = 5 if isinstance(value, bool) else 3
             option = {"name": name, "type": kind, "value": value}
             if name == focused:
@@ -211,6 +239,8 @@ class FakeDiscord:
             "type": 1,
             "options": [{"name": sub, "type": 1, "options": opts}],
         }
+        if resolved:
+            data["resolved"] = resolved
         if guild_id:
             data["guild_id"] = guild_id
         payload = self.interaction(
@@ -309,6 +339,14 @@ class FakeDiscord:
             if command["name"] == name:
                 return command["id"]
         return "1"
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        """The CDN URL of an attached file."""
+        aid = request.match_info["aid"]
+        self.downloaded.append(aid)
+        if aid not in self.uploads:
+            return web.Response(status=404)
+        return web.Response(body=self.uploads[aid], content_type="application/octet-stream")
 
     # -- REST -----------------------------------------------------------------------------
 

@@ -123,6 +123,10 @@ class FakeSlack:
     _changed: asyncio.Condition | None = None
     socket: web.WebSocketResponse | None = None
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    # Files uploaded by the bot (file id -> bytes) and files people shared (to download).
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    shared: dict[str, bytes] = field(default_factory=dict)
+    downloads: list[str | None] = field(default_factory=list)
     _socket_ready: asyncio.Event | None = None
 
     async def start(self) -> str:
@@ -133,6 +137,8 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{n}", self._response)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files/{file_id}/{name}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -223,6 +229,36 @@ class FakeSlack:
         await self._notify()
         return web.Response(text="ok")
 
+    def share(self, name: str, data: bytes) -> dict[str, Any]:
+        """A file a person shares, as the `files` item of a `message` event."""
+        file_id = f"F{len(self.shared) + 1:08d}"
+        self.shared[file_id] = data
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "size": len(data),
+            "url_private": f"{self.base}/files/{file_id}/{name}",
+            "url_private_download": f"{self.base}/files/{file_id}/{name}",
+        }
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal handed out."""
+        self.uploads[request.match_info["file_id"]] = await request.read()
+        return web.Response(text="OK - " + str(len(self.uploads)))
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A shared file's private URL: only for a valid bot token."""
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or None
+        self.downloads.append(token)
+        if token not in self.tokens:
+            return web.Response(status=403, text="forbidden")
+        data = self.shared.get(request.match_info["file_id"])
+        if data is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=data, content_type="application/octet-stream")
+
     async def _api(self, request: web.Request) -> web.Response:
         """One Web API call."""
         method = request.match_info["method"]
@@ -312,7 +348,8 @@ class FakeSlack:
             "ok": True,
             "app_id": APP_ID,
             "authed_user": {"id": workspace.installer},
-            "scope": "commands,chat:write,im:write,reactions:read,users:read",
+            "scope": "commands,chat:write,im:write,reactions:read,users:read,im:history,"
+            "files:read,files:write",
             "token_type": "bot",
             "access_token": self._new_token(workspace, rotating),
             "bot_user_id": BOT_USER,
@@ -378,6 +415,13 @@ class FakeSlack:
             return {"ok": True, "messages": shown, "has_more": len(messages) > limit}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
+        if method == "files.getUploadURLExternal":
+            file_id = f"FUP{next(self._ts):06d}"
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.base.replace("http", "ws") + "/socket"}
         return {"ok": True}

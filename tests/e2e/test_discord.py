@@ -159,6 +159,10 @@ async def test_logs_in_with_plain_intents_and_syncs_the_papers_command(
         "export",
         "forget-me",
         "help",
+        "start",
+        "import",
+        "who",
+        "trends",
     }
     assert all(o["type"] == 1 and 0 < len(o["description"]) <= 100 for o in subs.values())
     subscribe = {o["name"]: o for o in subs["subscribe"]["options"]}
@@ -176,7 +180,10 @@ async def test_logs_in_with_plain_intents_and_syncs_the_papers_command(
     mute = subs["mute"]["options"][0]
     assert mute["name"] == "author" and mute["required"] is True
     assert subs["unmute"]["options"][0]["autocomplete"] is True
-    assert len(subs["help"]["options"][0]["choices"]) == 12
+    assert len(subs["help"]["options"][0]["choices"]) == 16
+    # A library file arrives as an attachment option (type 11).
+    imports = {o["name"]: o for o in subs["import"]["options"]}
+    assert imports["file"]["type"] == 11
 
 
 def test_invite_url_and_deploy_guide_agree() -> None:

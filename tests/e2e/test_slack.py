@@ -73,6 +73,7 @@ FORM = "application/x-www-form-urlencoded"
 REC = re.compile(r"recommend", re.IGNORECASE)
 MOE = re.compile(r"expert|\bmoe\b", re.IGNORECASE)
 MANIFEST = "deploy/slack-manifest.yml"
+CARD_TITLE = "Start here: rate a few papers"
 MENTION_TITLE = "Attention <!channel> is all <@U123> needs & <https://evil.example|click me>"
 
 
@@ -144,14 +145,23 @@ class Harness:
         await self.runtime.idle()
         return status, text
 
-    async def command(self, text: str, **kwargs: Any) -> list[dict[str, Any]]:
-        """Run `/papers <text>`; returns the messages posted to its response_url."""
+    async def command(
+        self, text: str, *, with_card: bool = False, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """Run `/papers <text>`; returns the messages posted to its response_url.
+
+        A person's first command is followed by the first-use card; it is left out unless
+        `with_card` (the onboarding tests read it, the others are about the answer).
+        """
         url = self.fake.response_url()
         status, body = await self.post(command_body(text, url, **kwargs))
         assert status == 200
         # The HTTP answer is only the ack: the reply itself goes to response_url.
         assert body == ""
-        return await self.fake.wait_response(url)
+        messages = await self.fake.wait_response(url)
+        if with_card:
+            return messages
+        return [m for m in messages if not is_card_message(m)]
 
     async def click(self, button: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
         """Click a button; returns what was posted back to the clicker."""
@@ -212,6 +222,21 @@ async def slack(store: Store, fake: FakeSlack) -> AsyncIterator[Harness]:
         yield harness
     finally:
         await close_harness(harness)
+
+
+def is_card_message(message: dict[str, Any]) -> bool:
+    """Whether a posted message is (part of) the first-use card: its header, or rate buttons."""
+    blocks = message.get("blocks") or []
+    header = any(
+        b.get("type") == "header" and b["text"]["text"] == CARD_TITLE for b in blocks
+    )
+    rate = any(
+        str(e.get("action_id", "")).startswith("pb_rate_")
+        for b in blocks
+        if b.get("type") == "actions"
+        for e in b["elements"]
+    )
+    return header or rate
 
 
 def uid(user: str = "U1", team: str = TEAM) -> str:
@@ -849,7 +874,7 @@ async def test_socket_mode_answers_commands(store: Store, fake: FakeSlack) -> No
         await runtime.idle()
         messages = await fake.wait_response(url)
         assert "ranked for you" in all_text(messages)
-        assert len(card_titles(messages)) == 5
+        assert len(card_titles([m for m in messages if not is_card_message(m)])) == 5
     finally:
         await runtime.stop()
 
@@ -952,10 +977,13 @@ def test_manifest_points_everything_at_the_one_request_url() -> None:
         "channels:history",
         "groups:history",
         "im:history",
+        "files:read",
+        "files:write",
     }
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "reaction_added",
         "reaction_removed",
+        "message.im",
         "app_home_opened",
         "app_uninstalled",
         "tokens_revoked",

@@ -148,6 +148,10 @@ def test_every_subcommand_answers(core: BotCore) -> None:
         "unsubscribe",
         "forget-me",
         "help",
+        "start",
+        "import",
+        "who diffusion",
+        "trends",
     ]
     assert {line.split()[0] for line in lines} == {c.name for c in COMMANDS}
     for line in lines:
@@ -620,6 +624,7 @@ def test_forget_me_needs_confirmation_then_deletes_only_that_person(
     kept = traces(store, other)
     assert sorted(k.rsplit(":", 1)[1] for k in kept["user_keys"]) == [
         "muted",
+        "onboard",
         "profile",
         "rated",
         "rx",

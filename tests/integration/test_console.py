@@ -53,7 +53,7 @@ def test_scripted_session(console: Console, store: Store) -> None:
             "like 1",
             "save 2",
             "unlike 1",
-            "like 9",
+            "like 99",
             "save two",
             "digest",
             "subscribe",
@@ -93,8 +93,11 @@ def test_scripted_session(console: Console, store: Store) -> None:
 
     assert early == "Nothing to react to yet: run `search …` or `digest` first.\n"
     assert search.startswith("Top 5 for “diffusion models”, ranked for you:")
-    found = listed(search)
+    answer, card = search.split("\nStart here: rate a few papers\n")
+    found = listed(answer)
     assert sorted(found) == [1, 2, 3, 4, 5]
+    # The first command is followed by the first-use card, numbered on from the answer.
+    assert sorted(listed(card)) == list(range(6, 14))
     assert all("diffusion" in t.lower() for t in found.values())
     first = next(p for p in store.iter_papers() if p.title == found[1])
     second = next(p for p in store.iter_papers() if p.title == found[2])
@@ -103,8 +106,8 @@ def test_scripted_session(console: Console, store: Store) -> None:
     assert save.startswith("🔖 Saved.")
     assert unlike == "Like removed.\n"
     assert store.user_feedback(uid) == {second.id: {"save"}}
-    assert bad_index == "Say which paper: `like 1` … `like 5`.\n"
-    assert bad_word == "Say which paper: `save 1` … `save 5`.\n"
+    assert bad_index == "Say which paper: `like 1` … `like 13`.\n"
+    assert bad_word == "Say which paper: `save 1` … `save 13`.\n"
 
     assert digest.startswith("Your digest: 10 papers ranked for you.")
     shown = listed(digest)
@@ -215,3 +218,29 @@ async def test_scheduled_console_digest_is_printed_once(console: Console, store:
     assert len(listed(printed)) == 10
     assert await core.delivery.run_due(due) == {}
     assert out.getvalue() == printed
+
+
+def test_trends_chart_is_saved_and_its_path_printed(store: Store, tmp_path: Path) -> None:
+    ingest(store, parse_body("jsonl", SEED.read_bytes()), "jsonl")
+    console = Console(PaperService(store, encoder=None), user="ann", charts_dir=tmp_path)
+    for pid in store.all_paper_ids()[:3]:
+        store.apply_feedback("console:local:ann", pid, "like")
+    text = console.handle("trends")
+    assert text.startswith("*Rising this week*")
+    [saved] = re.findall(r"Rising topics this week saved to (\S+\.png)", text)
+    chart = Path(saved)
+    assert chart.parent == tmp_path.resolve()
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_card_can_be_rated_and_skipped_by_number(console: Console, store: Store) -> None:
+    text = console.handle("start")
+    card = listed(text)
+    assert sorted(card) == list(range(1, 9))
+    assert "rate it: `like 1`, `dislike 1` or `skip 1`" in text
+    skipped = console.handle("skip 1")
+    assert skipped == "Skipped. 0 of 5 answered: 5 more and your digest is personal."
+    assert console.handle("like 2").endswith("1 of 5 answered: 4 more and your digest is personal.")
+    assert console.handle("skip 42") == "Nothing to skip: `start` shows papers to rate."
+    liked = next(p for p in store.iter_papers() if p.title == card[2])
+    assert store.user_feedback("console:local:ann") == {liked.id: {"like"}}

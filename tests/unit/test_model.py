@@ -757,3 +757,22 @@ def test_a_truncated_model_is_refused_not_half_loaded(fitted: HybridRecommender)
     blob = persist.to_bytes(fitted.state.parts())
     with pytest.raises(persist.ModelFormatError):
         persist.from_bytes(blob[: len(blob) // 2])
+
+
+def test_a_newcomer_who_only_disliked_keeps_the_community_ranking_as_base(
+    model: HybridRecommender, corpus: Corpus
+) -> None:
+    """A person whose only feedback is 👎 (nothing on a first card appealed) is ranked by the
+    community prior with the disliked topic pushed down, not by distance from a few papers."""
+    cold = ids(model.recommend("newcomer", n=20, diversify=False))
+    disliked = [f"p{j}" for j in np.flatnonzero(corpus.topic == 2)[:3]]
+    model.partial_fit_users(["newcomer"], [[(p, -1.0) for p in disliked]])
+    assert model.people(["newcomer"]).known[0]
+    after = ids(model.recommend("newcomer", n=20, diversify=False))
+    # Still mostly the community's favourites ...
+    assert len(set(after) & set(cold)) >= 10
+    # ... minus the topic they turned down.
+    assert sum(topic_of(corpus, p) == 2 for p in after) < sum(
+        topic_of(corpus, p) == 2 for p in cold
+    )
+    assert not set(disliked) & set(after)
