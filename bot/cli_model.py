@@ -11,6 +11,7 @@ import numpy as np
 from rich.table import Table
 
 from bot.cli_app import App, CommandError, add_command, bars
+from recommender import synthetic
 from recommender.content import paper_text
 from recommender.datasets import SPLITS, DatasetError, convert_citeulike, load_dataset
 from recommender.embeddings import DiskVectorCache, embed_cached
@@ -237,7 +238,12 @@ def add_eval(sub: Any) -> None:
 def cmd_dataset(args: argparse.Namespace, app: App) -> int:
     """Convert a public dataset into the evaluation format."""
     try:
-        out = convert_citeulike(args.src, args.out, args.split)
+        if args.name == "synthetic":
+            out = synthetic.write(synthetic.spec_for(args.src, seed=args.seed), args.out)
+        elif args.split is None:
+            raise DatasetError("citeulike needs --split: " + ", ".join(SPLITS))
+        else:
+            out = convert_citeulike(args.src, args.out, args.split)
         dataset = load_dataset(out)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc), code=2) from None
@@ -254,12 +260,16 @@ def add_dataset(sub: Any) -> None:
     p = add_command(
         sub,
         "dataset",
-        help="convert CiteULike-a into the evaluation dataset format",
+        help="write CiteULike-a or a synthetic dataset in the evaluation format",
         description="Write papers.jsonl (titles, and abstracts where present), train.tsv, "
-        "test.tsv and, for cold-start splits, candidates.txt.",
+        "test.tsv and, for cold-start splits, candidates.txt. `synthetic` writes data with a "
+        "known structure: `cf` (co-saving carries the signal), `text` (words do), `mixed`.",
+        epilog="examples:\n  paperbot dataset citeulike ../shared/data/citeulike-a data/cvae-10 "
+        "--split cvae-10\n  paperbot dataset synthetic cf data/synth-cf",
     )
-    p.add_argument("name", choices=["citeulike"], help="which dataset")
-    p.add_argument("src", help="the citeulike-a folder")
+    p.add_argument("name", choices=["citeulike", "synthetic"], help="which dataset")
+    p.add_argument("src", help="the citeulike-a folder, or the synthetic kind (cf, text, mixed)")
     p.add_argument("out", help="output directory")
-    p.add_argument("--split", required=True, choices=SPLITS, help="which published split")
+    p.add_argument("--split", choices=SPLITS, help="which published split (citeulike)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (synthetic)")
     p.set_defaults(handler=cmd_dataset)

@@ -36,6 +36,7 @@ class AlsParams:
 
 # Candidates tried on the validation split; ordered cheapest first.
 ALS_GRID = (
+    AlsParams(64, 0.1, 20.0),
     AlsParams(64, 1.0, 20.0),
     AlsParams(128, 10.0, 40.0),
     AlsParams(256, 30.0, 30.0),

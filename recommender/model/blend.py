@@ -1,4 +1,7 @@
-"""Choosing blend weights on a validation split: coordinate ascent on recall at several depths."""
+"""Choosing blend weights on a validation split: coordinate ascent on recall at several
+depths, then the one-standard-error rule: of the blends between the lead signal and the
+one found, keep the closest to the lead whose recall the validation users cannot tell
+apart from the best (within one paired standard error)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ TOLERANCE = 0.01
 # A weight change must lift the objective by this much (relative recall) to be kept:
 # smaller gains are as likely to be validation noise as real.
 MIN_GAIN = 1e-5
-# Share of the searched deviation from the lead signal that is kept (1 = all of it).
-SHRINK = 0.5
+# Shares of the searched deviation from the lead signal tried by the one-SE rule.
+SHRINK_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# How many paired standard errors a simpler blend may lose and still be preferred.
+TOLERANCE_SE = 1.0
 
 
 @dataclass(slots=True)
@@ -36,7 +41,11 @@ class ValidationSet:
     _pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def recall(self, weights: np.ndarray) -> np.ndarray:
-        """Mean recall at each depth in `ks` for one weight vector.
+        """Mean recall at each depth in `ks` for one weight vector."""
+        return self.per_user(weights).sum(axis=0) / max(self.z.shape[0], 1)
+
+    def per_user(self, weights: np.ndarray) -> np.ndarray:
+        """Recall of every validation user (rows) at each depth in `ks` (columns).
 
         Counts, for each held-out paper, how many pool papers outscore it: far cheaper than
         sorting every pool.
@@ -52,8 +61,9 @@ class ValidationSet:
                 slots,
                 np.ascontiguousarray(self.z[active].transpose(1, 0, 2)),
                 self.n_relevant[active],
+                active,
             )
-        users, slots, by_signal, n_relevant = self._pairs
+        users, slots, by_signal, n_relevant, active = self._pairs
         scores = np.zeros(by_signal.shape[1:], dtype=np.float32)
         for s, w in enumerate(weights):
             if w:
@@ -63,13 +73,12 @@ class ValidationSet:
         above = (rows > mine[:, None]).sum(axis=1)
         # Ties are broken at random: the chance of landing in the top k among equals.
         tied = (rows == mine[:, None]).sum(axis=1)
-        n_users = self.z.shape[0]
-        out = []
-        for k in self.ks:
+        out = np.zeros((self.z.shape[0], len(self.ks)))
+        for i, k in enumerate(self.ks):
             chance = np.clip(k - above, 0, tied) / tied
             hits = np.bincount(users, weights=chance, minlength=len(n_relevant))
-            out.append(float((hits / n_relevant).sum() / max(n_users, 1)))
-        return np.array(out)
+            out[active, i] = hits / n_relevant
+        return out
 
 
 def pool_candidates(
@@ -118,30 +127,42 @@ def build_validation(
     return ValidationSet(list(names), z, relevant, n_relevant, ks)
 
 
-def tune_weights(
-    vals: Sequence[ValidationSet],
-) -> tuple[np.ndarray, dict[str, list[float]]]:
-    """Weights that do well on every validation task at once, and the evidence.
+class _Objective:
+    """Recall relative to each task's best single signal, averaged over depths and tasks,
+    minus a heavy penalty wherever a depth falls more than TOLERANCE below that signal."""
 
-    Each task scores a blend by its recall relative to that task's best single signal,
-    averaged over depths, minus a heavy penalty wherever a depth falls more than
-    TOLERANCE below that signal. The objective is the mean over tasks, so a weight that
-    helps one task by hurting another is only taken if the trade is worth it.
-    Coordinate ascent starts from the best single signal.
-    """
-    n = len(vals[0].signals)
-    singles = [np.stack([v.recall(np.eye(n)[s]) for s in range(n)]) for v in vals]
-    bests = [np.maximum(single.max(axis=0), 1e-9) for single in singles]
+    def __init__(self, vals: Sequence[ValidationSet]) -> None:
+        self.vals = vals
+        n = len(vals[0].signals)
+        self.singles = [np.stack([v.recall(np.eye(n)[s]) for s in range(n)]) for v in vals]
+        self.bests = [np.maximum(single.max(axis=0), 1e-9) for single in self.singles]
 
-    def objective(weights: np.ndarray) -> float:
+    def __call__(self, weights: np.ndarray) -> float:
+        """The objective of one weight vector."""
         total = 0.0
-        for val, best in zip(vals, bests, strict=True):
+        for val, best in zip(self.vals, self.bests, strict=True):
             r = val.recall(weights)
             shortfall = np.maximum(0.0, best * (1 - TOLERANCE) - r) / best
             total += float((r / best).mean() - 10.0 * shortfall.sum())
-        return total / len(vals)
+        return total / len(self.vals)
 
-    start = int(np.argmax([objective(np.eye(n)[s]) for s in range(n)]))
+    def per_user(self, weights: np.ndarray) -> np.ndarray:
+        """Each validation user's relative recall (all tasks' users, one after another)."""
+        return np.concatenate(
+            [
+                (val.per_user(weights) / best).mean(axis=1)
+                for val, best in zip(self.vals, self.bests, strict=True)
+            ]
+        )
+
+    def paired_se(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Standard error of the mean per-user difference between two blends."""
+        d = self.per_user(a) - self.per_user(b)
+        return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
+def _search(objective: _Objective, start: int, n: int) -> np.ndarray:
+    """Coordinate ascent over GRID from one signal alone."""
     weights = np.zeros(n)
     weights[start] = 1.0
     current = objective(weights)
@@ -160,14 +181,39 @@ def tune_weights(
                     current, weights, improved = score, trial, True
         if not improved:
             break
-    if SHRINK < 1.0 and weights[start] > 0:
-        # Gains found on validation shrink on new data (the winner's curse): keep the lead
-        # signal and move the others only part of the way the search went.
-        weights = weights / weights[start]
-        others = np.arange(n) != start
-        weights[others] *= SHRINK
+    return weights
+
+
+def tune_weights(
+    vals: Sequence[ValidationSet], prior: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Weights that do well on every validation task at once, and the evidence.
+
+    The search starts from the best single signal and from `prior` (the default blend)
+    when that scores better, so a good default is never lost to a greedy path. Gains
+    found on validation shrink on new data (the winner's curse), so the result is the
+    least departure from the lead signal that stays within one paired standard error of
+    the best blend found.
+    """
+    n = len(vals[0].signals)
+    objective = _Objective(vals)
+    start = int(np.argmax([objective(np.eye(n)[s]) for s in range(n)]))
+    found = _search(objective, start, n)
+    if prior is not None and prior.any() and objective(prior) > objective(found):
+        found = prior / prior.max()
+    lead = np.eye(n)[start]
+    # Scale-free blends (scores are z-scored), so compare on a common scale.
+    found = found / found.sum()
+    best_score = objective(found)
+    weights = found
+    for t in SHRINK_STEPS:
+        trial = (1 - t) * lead + t * found
+        if objective(trial) >= best_score - TOLERANCE_SE * objective.paired_se(trial, found):
+            weights = trial
+            break
+    weights = weights / weights.max()
     evidence: dict[str, list[float]] = {"ks": list(vals[0].ks)}
-    for t, (val, single) in enumerate(zip(vals, singles, strict=True)):
+    for t, (val, single) in enumerate(zip(vals, objective.singles, strict=True)):
         for i, name in enumerate(val.signals):
             evidence[f"task{t}:single:{name}"] = single[i].round(4).tolist()
         evidence[f"task{t}:blend"] = val.recall(weights).round(4).tolist()

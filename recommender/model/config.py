@@ -37,9 +37,16 @@ class FitConfig:
     holdout_fraction: float = 0.2
     debias_power: float = 2.0
     # Used only when no validation split can be carved (every user has a single paper):
-    # content leads and the community prior breaks ties for people with little history.
-    default_weights: dict[str, float] = field(default_factory=lambda: {"content": 1.0, "pop": 0.1})
-    holdout: str = "debiased"  # which interactions validation hides: "debiased" or "random"
+    # two content readings, so text a sentence encoder reads badly (jargon, stemmed bags
+    # of words) still has TF-IDF; the community prior breaks ties for thin histories.
+    default_weights: dict[str, float] = field(
+        default_factory=lambda: {"content": 1.0, "tfidf": 1.0, "pop": 0.1}
+    )
+    # A fixed blend instead of a tuned one (both the catalogue and new-papers blends).
+    weights: dict[str, float] | None = None
+    # Which interactions validation hides. "random" matches how a person's next saves
+    # arrive; "debiased" (∝ 1/count) and "newest" are kept for experiments.
+    holdout: str = "random"
     cold_items: int = 2000
     cold_fraction: float = 0.1
     whitening: tuple[float | None, ...] = (None, 4.0, 1.0)

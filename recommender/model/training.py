@@ -21,7 +21,7 @@ from recommender.content import ContentModel, ItemContent, paper_text
 from recommender.embeddings import text_hash
 from recommender.metrics import top_k
 from recommender.model import tuning
-from recommender.model.config import SIGNALS, SPARSE, FitConfig
+from recommender.model.config import SIGNALS, SPARSE, TUNE_KS, FitConfig
 from recommender.model.signals import PaperVectors, SignalSide, person_vectors, spreads, zscore
 from recommender.model.state import StateParts, community, item_sides, prior_of, user_maps
 from recommender.types import Paper
@@ -124,7 +124,12 @@ class Trainer:
         say("blend weights")
         tuning.tune(
             self,
-            {where[u]: v for u, v in catalog_val.items()},
+            # A person's next saves include this morning's papers: the catalogue task
+            # holds out both kinds, in the proportion they occur.
+            {
+                where[u]: np.union1d(v, cold_val[u]) if u in cold_val else v
+                for u, v in catalog_val.items()
+            },
             {where[u]: cold_val[u] for u in cold_users},
             cold_items,
         )
@@ -221,23 +226,18 @@ class Trainer:
         """Carve the validation split from the training interactions.
 
         Two tasks, as the bot faces them: rank the catalogue (held-out interactions of
-        some users, mixed with papers nobody has seen yet) and rank new papers only (the
-        newest touched papers, with every interaction on them held out). Held-out
-        interactions favour rarely-saved papers (probability ∝ 1/count), because what a
-        person will want next is mostly what few have found yet, not what everyone has.
+        some users) and rank new papers only (the newest touched papers, with every
+        interaction on them held out). Held-out interactions are drawn at random from a
+        person's saves, as their next saves arrive; weighting them toward rare papers
+        under-rates collaborative filtering wherever co-saving is informative.
         """
         cfg = self.config
         pos = full.multiply(full > 0).tocsr()
         counts = np.asarray((pos > 0).sum(axis=0)).ravel()
         touched = np.flatnonzero(counts)
         n_cold = min(cfg.cold_items, int(len(touched) * cfg.cold_fraction))
-        if n_cold < 20:
-            cold_items = np.zeros(0, dtype=np.int64)
-        elif cfg.holdout == "random":
-            cold_items = np.sort(rng.choice(touched, n_cold, replace=False))
-        else:
-            # The catalogue is in arrival order: the newest papers play "this morning's papers".
-            cold_items = touched[-n_cold:]
+        # The catalogue is in arrival order: the newest papers play "this morning's papers".
+        cold_items = touched[-n_cold:] if n_cold >= 20 else np.zeros(0, dtype=np.int64)
         is_cold = np.zeros(full.shape[1], dtype=bool)
         is_cold[cold_items] = True
         keep = ~is_cold[full.indices]
@@ -283,15 +283,18 @@ class Trainer:
         if len(affordable) < 2:
             return cfg.als
         users = np.array(sorted(catalog_val))
+        depths = [k for k in TUNE_KS if k <= max(10, train.shape[1] // 3)]
         results = {}
         for params in affordable:
             uf, itf = fit_als(train, params, seed=cfg.seed)
             scores = uf[users] @ itf.T
             seen = train[users]
             scores[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
-            ranked = top_k(scores, 100)
+            ranked = top_k(scores, max(depths))
+            # Mean recall over the tuning depths: a setting must rank well at the top of a
+            # digest as well as deep in the catalogue.
             hits = [
-                np.isin(ranked[i], catalog_val[u]).sum() / len(catalog_val[u])
+                [np.isin(ranked[i, :k], catalog_val[u]).sum() / len(catalog_val[u]) for k in depths]
                 for i, u in enumerate(users)
             ]
             results[params] = float(np.mean(hits))

@@ -1,8 +1,10 @@
 """Blend tuning: validation tasks, content variants and blend weights, on a fit's split.
 
-Two tasks, as the bot faces them: rank the catalogue (held-out saves, plus papers nobody
-had seen) and rank only new papers. Each task's validation users are scored once per
-signal; the weights search itself lives in `blend.py`.
+Two tasks, as the bot faces them: rank the catalogue (a person's held-out saves) and rank
+only new papers (the newest papers, every save on them held out). Each gives its own
+blend: the catalogue blend serves search and catalogue-wide ranking, the new-papers blend
+serves digests of papers nobody has rated yet. Each task's validation users are scored
+once per signal; the weights search itself lives in `blend.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ def named(weights: np.ndarray) -> dict[str, float]:
     return {s: round(float(w), 3) for s, w in zip(SIGNALS, weights, strict=True) if w}
 
 
+def default_weights(default: dict[str, float], names: list[str]) -> np.ndarray:
+    """The default blend over the signals in use (indexed like SIGNALS); a model with
+    none of the default's signals weighs what it has equally."""
+    w = np.array([default.get(s, 0.0) if s in names else 0.0 for s in SIGNALS])
+    if not w.any():
+        w = np.array([1.0 if s in names else 0.0 for s in SIGNALS])
+    return w
+
+
 def _pad(array: np.ndarray, width: int, value: Any) -> np.ndarray:
     """Pad the last axis of `array` to `width`."""
     extra = width - array.shape[-1]
@@ -51,16 +62,21 @@ def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray)
     cfg = tr.config
     names = [s for s in SIGNALS if s in cfg.signals]
     evidence: dict[str, Any] = {}
-    # The catalogue blend must serve both futures: likes on papers others already
-    # know, and likes on papers nobody has seen yet, ranked against the whole catalogue.
+    if cfg.weights is not None:
+        # A fixed blend (a baseline, or an operator's choice): nothing to tune.
+        w = np.array([cfg.weights.get(s, 0.0) if s in names else 0.0 for s in SIGNALS])
+        tr.weights = {"catalog": w, "cold": w.copy()}
+        tr.report["blend"] = {"note": "fixed weights", "catalog": named(w), "cold": named(w)}
+        return
+    # `catalog_val` holds what a person saves next, wherever it lies: held-out saves plus
+    # saves on the newest papers, in the proportion these occur (averaging in a separate
+    # new-papers task would over-weight papers collaborative filtering cannot score).
     cold_users = np.array(sorted(cold_val))
-    sample, ks = validation_columns(tr, [catalog_val, cold_val])
+    sample, ks = validation_columns(tr, [catalog_val])
     catalog_tasks = []
     if catalog_val:
         users = np.array(sorted(catalog_val))
         catalog_tasks.append(Task("held-out", users, catalog_val, sample, True, ks))
-    if cold_val:
-        catalog_tasks.append(Task("new-in-catalogue", cold_users, cold_val, sample, True, ks))
     cold_ks = tuple(k for k in TUNE_KS if k <= max(10, len(cold_items) // 3))
     cold_tasks = (
         [Task("new-only", cold_users, cold_val, cold_items, False, cold_ks)] if cold_val else []
@@ -70,11 +86,8 @@ def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray)
     cold_tasks = [t for t in cold_tasks if len(t.users) >= cfg.min_validation_users]
     sets = catalog_tasks + cold_tasks
     if not sets:
-        # Nothing to validate on (one paper per user): content leads, the rest help a little.
-        default = cfg.default_weights
-        w = np.array([default.get(s, 0.0) if s in names else 0.0 for s in SIGNALS])
-        if "content" not in names and "tfidf" in names:
-            w[SIGNALS.index("tfidf")] = 1.0
+        # Nothing to validate on (one paper per user): the default blend.
+        w = default_weights(cfg.default_weights, names)
         tr.weights = {"catalog": w, "cold": w.copy()}
         tr.report["blend"] = {
             "note": "too little feedback to validate a blend yet; default weights",
@@ -102,7 +115,8 @@ def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray)
     for kind, tasks in (("catalog", catalog_tasks), ("cold", cold_tasks)):
         if not tasks:
             continue
-        weights, ev = blend.tune_weights(split[kind])
+        prior = default_weights(cfg.default_weights, names)[[SIGNALS.index(s) for s in names]]
+        weights, ev = blend.tune_weights(split[kind], prior=prior)
         full = np.zeros(len(SIGNALS))
         for i, s in enumerate(names):
             full[SIGNALS.index(s)] = weights[i]

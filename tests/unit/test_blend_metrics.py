@@ -109,6 +109,52 @@ def test_tune_weights_over_two_tasks_never_drops_below_either_best_single() -> N
         assert f"task{t}:blend" in evidence
 
 
+def test_per_user_recall_averages_to_recall() -> None:
+    rng = np.random.default_rng(4)
+    relevant = relevance(rng, 80, 120, 6)
+    val = validation_set([relevant * 1.0 + rng.normal(size=relevant.shape)], relevant)
+    per_user = val.per_user(np.ones(1))
+    assert per_user.shape == (80, len(KS))
+    assert per_user.mean(axis=0) == pytest.approx(val.recall(np.ones(1)))
+    assert ((per_user >= 0) & (per_user <= 1)).all()
+
+
+def test_a_gain_within_noise_is_not_taken() -> None:
+    """One SE rule: a second signal that only fits validation noise is shrunk away."""
+    rng = np.random.default_rng(5)
+    relevant = relevance(rng, 60, 200, 5)
+    informative = relevant * 1.2 + rng.normal(size=relevant.shape)
+    # A weak signal: correlated with relevance so slightly that any gain is noise.
+    weak = relevant * 0.05 + rng.normal(size=relevant.shape)
+    val = validation_set([informative, weak], relevant)
+    objective = blend._Objective([val])
+    searched = blend._search(objective, 0, 2)
+    weights, _ = blend.tune_weights([val])
+    assert weights[0] == 1.0
+    assert weights[1] <= searched[1] / searched[0]  # never further from the lead than found
+    lead = objective(np.array([1.0, 0.0]))
+    assert objective(weights) >= lead - 1e-9  # and never worse than the lead alone
+
+
+def test_a_better_prior_is_kept_over_a_greedy_path() -> None:
+    """When the default blend beats what the search finds, the default is the answer."""
+    rng = np.random.default_rng(6)
+    users, items = 150, 300
+    relevant = relevance(rng, users, items, 12)
+    thirds = [np.zeros_like(relevant) for _ in range(3)]
+    for u in range(users):
+        rel = np.flatnonzero(relevant[u])
+        for t in range(3):
+            thirds[t][u, rel[t::3]] = True
+    signals = [3.0 * third + rng.normal(size=relevant.shape) for third in thirds]
+    val = validation_set(signals, relevant)
+    prior = np.ones(3)
+    weights, _ = blend.tune_weights([val], prior=prior)
+    assert weights.min() >= 0.5  # all three signals carry a third each
+    objective = blend._Objective([val])
+    assert objective(weights) >= objective(np.eye(3)[0])
+
+
 def test_pool_and_build_validation_mark_excluded_and_padding_dead() -> None:
     scores = [
         np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0, -1.0, -2.0]]),

@@ -180,7 +180,8 @@ def test_large_catalogue_validates_on_a_sample_of_papers(corpus: Corpus) -> None
     assert np.all(np.diff(sample) > 0)
     assert ks == (4, 8, 20, 40)  # depths 10..100 of 300 papers, at 120/300 of the papers
     blend_report = trainer.report["blend"]
-    assert blend_report["catalog"]["tasks"] == ["held-out", "new-in-catalogue"]
+    assert blend_report["catalog"]["tasks"] == ["held-out"]
+    assert blend_report["cold"]["tasks"] == ["new-only"]
     assert blend_report["catalog"]["ks"] == [4, 8, 20, 40]
     # The weights chosen on the sample still rank each person's topic first.
     model = HybridRecommender(config).fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
