@@ -218,3 +218,30 @@ def tune_weights(
             evidence[f"task{t}:single:{name}"] = single[i].round(4).tolist()
         evidence[f"task{t}:blend"] = val.recall(weights).round(4).tolist()
     return weights, evidence
+
+
+def robust_weights(
+    vals: Sequence[ValidationSet], prior: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Weights for several views of the future that may disagree (saves like the past
+    ones, saves on rarely saved papers): the blend tuned on each view alone and on all
+    together compete, and the one whose worst view loses least against that view's own
+    tuned blend wins (minimax regret), so no view's future is given up for another's."""
+    if len(vals) == 1:
+        return tune_weights(vals, prior=prior)
+    options = [tune_weights([v], prior=prior)[0] for v in vals]
+    options.append(tune_weights(vals, prior=prior)[0])
+    # Each view's best achievable: the best of the candidates on it, averaged over depths.
+    table = np.array([[v.recall(w).mean() for v in vals] for w in options])
+    regret = table / np.maximum(table.max(axis=0), 1e-12)
+    pick = int(np.argmax(regret.min(axis=1)))
+    weights = options[pick]
+    evidence: dict[str, list[float]] = {"ks": list(vals[0].ks)}
+    evidence["candidates_worst_view_share"] = regret.min(axis=1).round(4).tolist()
+    evidence["picked"] = [float(pick)]
+    n = len(vals[0].signals)
+    for t, val in enumerate(vals):
+        for i, name in enumerate(val.signals):
+            evidence[f"task{t}:single:{name}"] = val.recall(np.eye(n)[i]).round(4).tolist()
+        evidence[f"task{t}:blend"] = val.recall(weights).round(4).tolist()
+    return weights, evidence

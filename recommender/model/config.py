@@ -44,9 +44,10 @@ class FitConfig:
     )
     # A fixed blend instead of a tuned one (both the catalogue and new-papers blends).
     weights: dict[str, float] | None = None
-    # Which interactions validation hides. "random" matches how a person's next saves
-    # arrive; "debiased" (∝ 1/count) and "newest" are kept for experiments.
-    holdout: str = "random"
+    # Which interactions validation hides: "both" holds out half at random and half
+    # weighted toward rarely saved papers (∝ count^-debias_power), and the blend must do
+    # well on each; "random", "debiased" and "newest" hold out one kind only.
+    holdout: str = "both"
     cold_items: int = 2000
     cold_fraction: float = 0.1
     whitening: tuple[float | None, ...] = (None, 4.0, 1.0)

@@ -122,16 +122,20 @@ class Trainer:
         self._imc_last: tuple | None = None
         self._fit_signals(train, factors, users=val_users)
         say("blend weights")
+        rare_val = self._rare_val
+        next_val = {u: np.setdiff1d(v, rare_val.get(u, ())) for u, v in catalog_val.items()}
         tuning.tune(
             self,
             # A person's next saves include this morning's papers: the catalogue task
             # holds out both kinds, in the proportion they occur.
             {
                 where[u]: np.union1d(v, cold_val[u]) if u in cold_val else v
-                for u, v in catalog_val.items()
+                for u, v in next_val.items()
+                if len(v) or u in cold_val
             },
             {where[u]: cold_val[u] for u in cold_users},
             cold_items,
+            rare_val={where[u]: v for u, v in rare_val.items()},
         )
 
         say("final fit")
@@ -247,17 +251,29 @@ class Trainer:
         usable = np.bincount(rows, weights=positive & keep, minlength=full.shape[0])
         eligible = np.flatnonzero(usable >= 2)
         held: dict[int, list[np.ndarray]] = {}
+        rare: dict[int, np.ndarray] = {}
         for u in rng.permutation(eligible)[:cap]:
             start, end = full.indptr[u], full.indptr[u + 1]
             slots = np.flatnonzero(positive[start:end] & keep[start:end])
             n_out = min(len(slots) - 1, max(1, round(len(slots) * cfg.holdout_fraction)))
+            weight = counts[full.indices[start + slots]] ** -cfg.debias_power
             if cfg.holdout == "random":
                 out = rng.choice(slots, n_out, replace=False)
             elif cfg.holdout == "newest":
                 out = slots[-n_out:]
-            else:
-                weight = counts[full.indices[start + slots]] ** -cfg.debias_power
+            elif cfg.holdout == "debiased":
                 out = rng.choice(slots, n_out, replace=False, p=weight / weight.sum())
+            else:
+                # "both": half drawn at random (next saves like the past ones), half
+                # weighted toward rarely saved papers (next saves off the beaten track).
+                n_rare = n_out // 2
+                picked = rng.choice(slots, n_out - n_rare, replace=False)
+                rest = np.setdiff1d(slots, picked)
+                w = counts[full.indices[start + rest]] ** -cfg.debias_power
+                off_track = rng.choice(rest, n_rare, replace=False, p=w / w.sum())
+                if n_rare:
+                    rare[int(u)] = full.indices[start + off_track]
+                out = np.concatenate([picked, off_track])
             keep[start + out] = False
             held[int(u)] = [full.indices[start + out]]
         cold_val: dict[int, np.ndarray] = {}
@@ -269,6 +285,7 @@ class Trainer:
                 start, end = full.indptr[u], full.indptr[u + 1]
                 cold_val[int(u)] = full.indices[start:end][on_cold[start:end]]
         catalog_val = {u: np.unique(np.concatenate(parts)) for u, parts in held.items()}
+        self._rare_val = {u: np.unique(v) for u, v in rare.items()}
         train = sp.csr_matrix((full.data[keep], (rows[keep], full.indices[keep])), shape=full.shape)
         return train, catalog_val, cold_val, cold_items
 

@@ -57,7 +57,13 @@ def _pad(array: np.ndarray, width: int, value: Any) -> np.ndarray:
     return np.pad(array, pad, constant_values=value)
 
 
-def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray) -> None:
+def tune(
+    tr: Trainer,
+    catalog_val: dict,
+    cold_val: dict,
+    cold_items: np.ndarray,
+    rare_val: dict | None = None,
+) -> None:
     """Choose whitening, imc ridge and the catalogue / new-papers blend weights."""
     cfg = tr.config
     names = [s for s in SIGNALS if s in cfg.signals]
@@ -72,11 +78,17 @@ def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray)
     # saves on the newest papers, in the proportion these occur (averaging in a separate
     # new-papers task would over-weight papers collaborative filtering cannot score).
     cold_users = np.array(sorted(cold_val))
-    sample, ks = validation_columns(tr, [catalog_val])
+    # `rare_val` holds saves off the beaten track (drawn toward rarely saved papers):
+    # a second view of the future, where co-saving knows least.
+    rare_val = rare_val or {}
+    sample, ks = validation_columns(tr, [catalog_val, rare_val])
     catalog_tasks = []
     if catalog_val:
         users = np.array(sorted(catalog_val))
         catalog_tasks.append(Task("held-out", users, catalog_val, sample, True, ks))
+    if rare_val:
+        users = np.array(sorted(rare_val))
+        catalog_tasks.append(Task("held-out-rare", users, rare_val, sample, True, ks))
     cold_ks = tuple(k for k in TUNE_KS if k <= max(10, len(cold_items) // 3))
     cold_tasks = (
         [Task("new-only", cold_users, cold_val, cold_items, False, cold_ks)] if cold_val else []
@@ -116,7 +128,7 @@ def tune(tr: Trainer, catalog_val: dict, cold_val: dict, cold_items: np.ndarray)
         if not tasks:
             continue
         prior = default_weights(cfg.default_weights, names)[[SIGNALS.index(s) for s in names]]
-        weights, ev = blend.tune_weights(split[kind], prior=prior)
+        weights, ev = blend.robust_weights(split[kind], prior=prior)
         full = np.zeros(len(SIGNALS))
         for i, s in enumerate(names):
             full[SIGNALS.index(s)] = weights[i]

@@ -287,3 +287,31 @@ def test_intra_list_similarity_of_no_lists_is_zero() -> None:
     vectors = np.eye(3)
     assert intra_list_similarity(vectors, np.array([])) == 0.0
     assert intra_list_similarity(vectors, np.zeros((0, 10), dtype=np.int64)) == 0.0
+
+
+def test_robust_weights_give_up_neither_view() -> None:
+    """Two views that disagree (a signal strong on one, another on the other): the pick
+    keeps at least as much of its worst view as the blend tuned on either view alone."""
+    rng = np.random.default_rng(7)
+    users, items = 150, 300
+    relevant_a = relevance(rng, users, items, 8)
+    relevant_b = relevance(rng, users, items, 8)
+    # Signal 0 sees view A's future, signal 1 view B's; each is noise on the other view.
+    s0 = 3.0 * relevant_a + rng.normal(size=relevant_a.shape)
+    s1 = 3.0 * relevant_b + rng.normal(size=relevant_b.shape)
+    view_a = validation_set([s0, s1], relevant_a)
+    view_b = validation_set([s0, s1], relevant_b)
+    weights, evidence = blend.robust_weights([view_a, view_b])
+    assert weights.min() > 0  # both signals kept
+
+    def worst(w: np.ndarray) -> float:
+        """The smaller share of either view's best single-signal recall."""
+        shares = []
+        for val in (view_a, view_b):
+            best = single_recalls(val).max(axis=0).mean()
+            shares.append(val.recall(w).mean() / best)
+        return min(shares)
+
+    alone = [blend.tune_weights([v])[0] for v in (view_a, view_b)]
+    assert worst(weights) >= max(worst(w) for w in alone) - 1e-9
+    assert len(evidence["candidates_worst_view_share"]) == 3
