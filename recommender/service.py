@@ -276,16 +276,28 @@ class PaperService:
             )
 
     def train_if_needed(
-        self, progress: Callable[[str], None] | None = None
+        self,
+        progress: Callable[[str], None] | None = None,
+        *,
+        before_publish: Callable[[], None] | None = None,
     ) -> FittedState | None:
         """`train` when `needs_training` (checked again once no other fit is running)."""
         with self._train_lock:
             if not self.needs_training():
                 return None
-            return self.train(progress)
+            return self.train(progress, before_publish=before_publish)
 
-    def train(self, progress: Callable[[str], None] | None = None) -> FittedState:
-        """Fit a new model from the store, publish it to every process and serve it here."""
+    def train(
+        self,
+        progress: Callable[[str], None] | None = None,
+        *,
+        before_publish: Callable[[], None] | None = None,
+    ) -> FittedState:
+        """Fit a new model from the store, publish it to every process and serve it here.
+
+        `before_publish` runs just before the publish; raising there publishes nothing
+        (the scheduler checks that it still holds its lease).
+        """
         with self._train_lock:
             version_before = self.store.feedback_version()
             # Feedback is read (mostly waiting on Redis) while the catalogue's content is fit.
@@ -307,6 +319,8 @@ class PaperService:
             parts.trained_feedback_version = version_before
             if progress:
                 progress("publishing")
+            if before_publish is not None:
+                before_publish()
             return self.live.publish(parts, assemble(parts))
 
     # -- feedback ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import scheduler as sched
 from bot.config import Settings, load_settings
+from bot.lease import LEASE_KEY, ClockLease, Fence, FencedOut, FencedStore, job_lock, last_runs
 from recommender import pipeline
 from recommender.index import SearchIndex
 from recommender.store import Store
@@ -261,34 +262,84 @@ def test_arxiv_search_query() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def test_lease_is_exclusive_and_token_checked(store: Store) -> None:
-    """Only one holder; renew and release only work for the holder's token."""
-    first = sched.Lease(store, "test", ttl=5)
-    second = sched.Lease(store, "test", ttl=5)
-    assert first.acquire()
-    assert not second.acquire()
+def test_lease_is_exclusive_and_fenced(store: Store) -> None:
+    """Only one holder; each acquisition takes a higher fence; an old fence is refused."""
+    first = ClockLease(store.r, ttl=5)
+    second = ClockLease(store.r, ttl=5)
+    fence = first.acquire()
+    assert fence is not None and fence.valid()
+    assert second.acquire() is None
     assert not second.renew()
-    assert not second.release()
     assert first.renew()
-    assert first.holder() == first.token
-    assert first.release()
-    assert second.acquire()
+    assert first.holder()["fence"] == str(fence.token)
+    assert fence.record_run("ingest:hf", 123.0)
+    first.release()
+    assert not fence.valid()
+    newer = second.acquire()
+    assert newer is not None and newer.token == fence.token + 1
     assert not first.renew()
+    with pytest.raises(FencedOut):
+        fence.check("a late write")
+    assert not fence.record_run("ingest:hf", 456.0)
+    assert last_runs(store.r) == {"ingest:hf": 123.0}
     second.release()
 
 
 def test_lease_expires_without_renewal(store: Store) -> None:
     """A crashed holder's lease runs out, and another process takes over."""
-    first = sched.Lease(store, "test", ttl=0.2)
-    second = sched.Lease(store, "test", ttl=0.2)
-    assert first.acquire()
-    assert wait_for(second.acquire, timeout=2)
+    first = ClockLease(store.r, ttl=0.2)
+    second = ClockLease(store.r, ttl=0.2)
+    old = first.acquire()
+    assert old is not None
+    assert wait_for(lambda: second.acquire() is not None, timeout=2)
     assert not first.renew()
+    assert not old.valid()
 
 
-def _quiet_scheduler(runtime: sched.Runtime, *, run_now: bool = True) -> BackgroundScheduler:
+def test_fenced_store_checks_before_writes_only(store: Store) -> None:
+    """Reads pass; a write after the lease moved raises FencedOut and writes nothing."""
+    lease = ClockLease(store.r, ttl=5)
+    fence = lease.acquire()
+    assert fence is not None
+    fenced_store = FencedStore(store, fence, "ingest jsonl")
+    report = pipeline.ingest_source(fenced_store, "jsonl", path=FIXTURES / "seed_papers.jsonl")
+    assert report.new == 95
+    store.r.delete(LEASE_KEY)  # the lease ran out while this holder was paused
+    ClockLease(store.r, ttl=5).acquire()
+    assert fenced_store.paper_count() == 95
+    with pytest.raises(FencedOut):
+        fenced_store.log_ingest(report)
+    assert len(store.ingest_log(count=10)) == 1
+
+
+def test_first_run_times_keep_rhythm_and_stagger() -> None:
+    """Jobs run recently keep their rhythm; due ones start a stagger apart, not at once."""
+    jobs = [("ingest:hf", 3600.0), ("ingest:arxiv", 3600.0), ("ingest:rss", 3600.0)]
+    last = {"ingest:hf": 1000.0 - 600, "ingest:arxiv": 1000.0 - 7200}
+    times = sched.first_run_times(jobs, last, 1000.0, stagger=10)
+    assert times == {"ingest:hf": 4000.0, "ingest:arxiv": 1000.0, "ingest:rss": 1010.0}
+    quiet = sched.first_run_times(jobs, {}, 1000.0, stagger=10, run_now=False)
+    assert set(quiet.values()) == {4600.0}
+
+
+def test_a_job_runs_in_one_process_at_a_time(store: Store) -> None:
+    """The per-job lock: a second holder is refused while the first runs, then allowed."""
+    with job_lock(store.r, "ingest:hf", ttl=0.3) as first:
+        assert first
+        with job_lock(store.r, "ingest:hf", ttl=0.3) as second:
+            assert not second
+        time.sleep(0.5)  # kept alive past its TTL by the extender
+        with job_lock(store.r, "ingest:hf", ttl=0.3) as third:
+            assert not third
+    with job_lock(store.r, "ingest:hf", ttl=0.3) as again:
+        assert again
+
+
+def _quiet_scheduler(
+    runtime: sched.Runtime, *, run_now: bool = True, fence: Fence | None = None
+) -> BackgroundScheduler:
     """The real scheduler without the start-up ingest (these tests are about the lease)."""
-    return sched.build_scheduler(runtime, run_now=False)
+    return sched.build_scheduler(runtime, run_now=False, fence=fence)
 
 
 def test_second_service_stands_by_then_takes_over(server, store: Store) -> None:
@@ -308,6 +359,7 @@ def test_second_service_stands_by_then_takes_over(server, store: Store) -> None:
         one.shutdown()
         assert one.scheduler is None
         assert two.tick() is True
+        assert two.fence is not None and two.fence.valid()
     finally:
         one.shutdown()
         two.shutdown()
@@ -321,12 +373,12 @@ def test_service_stops_scheduling_when_the_lease_is_lost(server, store: Store) -
     )
     try:
         assert service.tick()
-        store.r.set(service.lease.key, b"someone-else")
+        store.r.set(LEASE_KEY, b"someone-else")
         assert service.tick() is False
         assert service.scheduler is None
     finally:
         service.shutdown()
-    assert store.r.get(service.lease.key) == b"someone-else"
+    assert store.r.get(LEASE_KEY) == b"someone-else"
 
 
 # ---------------------------------------------------------------------------------------
@@ -406,7 +458,7 @@ def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -
         assert "paperbot stopped." in err_one
         assert "Traceback" not in err_one
         # The lease was released on the way out, so a restart need not wait for the TTL.
-        assert store.r.get(f"pb:lease:{sched.LEASE_NAME}") is None
+        assert store.r.get(LEASE_KEY) is None
     finally:
         for run in (first, second):
             if run is not None and run.proc.poll() is None:
