@@ -32,9 +32,13 @@ from bot.cli_app import (
     iso_date,
     positive_int,
 )
-from bot.cli_chat import add_console, add_run, start_console
+from bot.cli_chat import add_console, start_console
 from bot.cli_model import add_dataset, add_eval, add_train
 from bot.config import ConfigError, Settings, load_settings
+from bot.roles.discord import add_discord
+from bot.roles.run import add_run
+from bot.roles.scheduler import add_scheduler
+from bot.roles.web import add_web
 from recommender import ids, pipeline
 from recommender.index import QueryError, SearchIndex
 from recommender.sources import SOURCE_NAMES, SourceError
@@ -51,6 +55,8 @@ _add_command, _iso_date, _positive_int, _categories, _bars = (
 )
 
 PROG = "paperbot"
+# Roles that run until stopped: they log at the configured level (INFO by default).
+LONG_RUNNING = ("run", "scheduler", "web", "discord", "worker")
 SAMPLE = "data/sample_papers.jsonl"
 SAMPLE_LABEL = "sample"
 # Queries that find something in the bundled sample, shown after `paperbot demo`.
@@ -517,6 +523,9 @@ COMMANDS: list[Registrar] = [
     add_stats,
     add_console,
     add_run,
+    add_scheduler,
+    add_web,
+    add_discord,
     add_train,
     add_eval,
     add_dataset,
@@ -564,7 +573,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
     """Log to stderr: the configured level for `run`, warnings only for one-shot commands."""
     level = settings.log_level_number
-    if args.command != "run" and level > logging.DEBUG:
+    if args.command not in LONG_RUNNING and level > logging.DEBUG:
         # A one-shot command prints its own result lines; INFO logs would repeat them.
         level = logging.WARNING
     if args.verbose:
