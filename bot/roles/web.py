@@ -40,7 +40,7 @@ def cmd_web(args: argparse.Namespace, app: App) -> int:
 
         def started() -> None:
             """One line saying where requests are served."""
-            app.err.print(f"paperbot web: Slack requests on {slack.url}. Ctrl-C to stop.")
+            app.err.print(f"paperbot web: Slack requests on {slack.url} (Ctrl-C to stop)")
 
         asyncio.run(serve([slack], stop, started=started))
     app.err.print("paperbot web stopped.")
