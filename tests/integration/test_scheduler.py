@@ -381,6 +381,46 @@ def test_service_stops_scheduling_when_the_lease_is_lost(server, store: Store) -
     assert store.r.get(LEASE_KEY) == b"someone-else"
 
 
+def test_losing_the_lease_lets_the_running_job_finish_without_blocking(store: Store) -> None:
+    """The tick that finds the lease gone returns at once; the running job ends; no second
+    clock starts here until it has."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_job() -> None:
+        started.set()
+        release.wait(10)
+
+    def factory(
+        runtime: sched.Runtime, *, run_now: bool = True, fence: Fence | None = None
+    ) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler()
+        scheduler.add_job(slow_job, "date", id="slow")
+        return scheduler
+
+    settings = settings_for("http://127.0.0.1:9", sources=["hf"])
+    service = sched.SchedulerService(
+        sched.Runtime(settings, store), lease_ttl=5, scheduler_factory=factory
+    )
+    try:
+        assert service.tick()
+        assert started.wait(5)
+        store.r.delete(LEASE_KEY)  # expired while this process was busy
+        began = time.monotonic()
+        assert service.tick() is False
+        assert time.monotonic() - began < 1.0
+        stopping = service._stopping
+        assert stopping is not None and stopping.is_alive()
+        assert service.tick() is False  # the lease is free, but the old term still runs
+        assert store.r.get(LEASE_KEY) is None
+        release.set()
+        stopping.join(5)
+        assert not stopping.is_alive()
+        assert service.tick() is True  # now it may hold the clock again, with a new fence
+    finally:
+        release.set()
+        service.shutdown()
+
+
 # ---------------------------------------------------------------------------------------
 # `paperbot run` as a real process
 # ---------------------------------------------------------------------------------------
