@@ -159,14 +159,27 @@ class ClockLease:
 
 
 @contextmanager
-def job_lock(client: redis.Redis, job_id: str, ttl: float) -> Iterator[bool]:
-    """Hold `pb:{clock}:running:<job_id>` while the block runs; yields False if held already.
+def job_lock(
+    client: redis.Redis,
+    job_id: str,
+    ttl: float,
+    *,
+    wait: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[bool]:
+    """Hold `pb:{clock}:running:<job_id>` while the block runs; yields False if it stayed
+    held by someone else for `wait` seconds.
 
     The lock lives `ttl` seconds and is extended every third of that while the block runs,
     so a long ingest keeps it and a crashed process's lock runs out by itself.
     """
     lock = client.lock(f"{RUNNING_PREFIX}{job_id}", timeout=ttl, thread_local=False)
-    if not lock.acquire(blocking=False):
+    acquired = lock.acquire(blocking=False)
+    if not acquired and wait > 0:
+        if on_wait is not None:
+            on_wait()
+        acquired = lock.acquire(blocking=True, blocking_timeout=wait)
+    if not acquired:
         yield False
         return
     done = threading.Event()

@@ -156,14 +156,21 @@ def first_line(exc: BaseException) -> str:
 def ingest_job(runtime: Runtime, kind: str, fence: Fence | None = None) -> IngestReport | None:
     """The scheduled ingest of one source: never raises, logs one line per run.
 
-    A Redis lock per source keeps two processes from ingesting it at once (a new lease
-    holder while the old one still finishes, or `paperbot ingest` by hand).
+    A Redis lock per source keeps two processes from ingesting it at once: a new lease
+    holder waits (up to the lock's TTL) for the old one's run to end, or for a crashed
+    holder's lock to run out, and then ingests; it skips the run if the source stays busy.
     """
     job_id = f"{INGEST_JOB_PREFIX}{kind}"
+
+    def waiting() -> None:
+        """One line while another process still ingests this source."""
+        log.info("ingest %s: running in another process; waiting for it to end", kind)
+
     try:
-        with job_lock(runtime.store.r, job_id, JOB_LOCK_TTL) as mine:
+        lock = job_lock(runtime.store.r, job_id, JOB_LOCK_TTL, wait=JOB_LOCK_TTL, on_wait=waiting)
+        with lock as mine:
             if not mine:
-                log.warning("ingest %s: already running in another process; skipped", kind)
+                log.warning("ingest %s: still running in another process; skipped", kind)
                 return None
             report = ingest_with_settings(runtime, kind, fence=fence)
             if fence is not None:

@@ -333,6 +333,17 @@ def test_a_job_runs_in_one_process_at_a_time(store: Store) -> None:
             assert not third
     with job_lock(store.r, "ingest:hf", ttl=0.3) as again:
         assert again
+        waited: list[float] = []
+        began = time.monotonic()
+        with job_lock(
+            store.r, "ingest:hf", ttl=0.3, wait=0.2, on_wait=lambda: waited.append(1)
+        ) as late:
+            assert not late and waited == [1]
+        assert time.monotonic() - began >= 0.1  # it did wait (redis-py polls every 0.1 s)
+    # A crashed holder's lock (never extended) runs out; a waiting job then gets it.
+    store.r.set("pb:{clock}:running:ingest:hf", b"dead", px=300)
+    with job_lock(store.r, "ingest:hf", ttl=0.3, wait=2) as after_crash:
+        assert after_crash
 
 
 def _quiet_scheduler(
