@@ -2,7 +2,7 @@
 
 Jobs are thin wrappers: each calls one function (`ingest_job`, `retrain_job`,
 `digest_job`, `slack_purge_job`). Several processes may share one Redis; only the holder
-of the lease (`bot.lease.ClockLease`) runs the clock, the others stand by and take over
+of the lease (`bot.repo.clock.ClockLease`) runs the clock, the others stand by and take over
 when the holder stops renewing. Every job of a lease term carries that term's fence and
 checks it before each write, so a holder that lost the lease cannot write any more.
 """
@@ -22,7 +22,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import Settings
-from bot.lease import ClockLease, Fence, FencedOut, FencedStore, fenced, job_lock, last_runs
+from bot.repo.clock import ClockLease, Fence, FencedOut, FencedStore, fenced, job_lock, last_runs
 from recommender import pipeline
 from recommender.embeddings import TextEncoder
 from recommender.index import SearchIndex

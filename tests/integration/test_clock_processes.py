@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.lease import HOLDER_KEY, LAST_RUN_KEY
+from bot.repo.clock import HOLDER_KEY, LAST_RUN_KEY
 from recommender.store import Store
 from tests.integration.roles_support import SEED, Role, role_env, wait_for
 

@@ -14,7 +14,8 @@ import re
 import signal
 from pathlib import Path
 
-from bot.lease import LEASE_KEY
+from bot.repo import ChatRepo
+from bot.repo.clock import LEASE_KEY
 from recommender import pipeline
 from recommender.store import Store
 from tests.e2e.discord_fake import FakeDiscord
@@ -89,7 +90,9 @@ async def test_two_web_replicas_share_their_state_through_redis(
 
         # A reaction on a digest card; Slack's retry of the same event lands on the other one.
         ts = "1700000000.000100"
-        store.remember_message(f"slack:{CHANNEL}:{ts}", {"paper": paper, "workspace": TEAM})
+        ChatRepo(store).remember_message(
+            f"slack:{CHANNEL}:{ts}", {"paper": paper, "workspace": TEAM}
+        )
         version = store.feedback_version()
         body = event_body(reaction_event("+1", CHANNEL, ts, user="U7"), event_id="Ev0001")
         assert await post(urls[0], body, "application/json") == 200
@@ -162,7 +165,7 @@ async def test_two_discord_shard_processes_split_the_guilds(
         for guild, channel, user in ((GUILD_A, "701", "801"), (GUILD_B, "702", "802")):
             message = {"id": f"9{channel}", "channel_id": channel}
             key = f"discord:{channel}:{message['id']}"
-            store.remember_message(key, {"paper": paper, "workspace": guild})
+            ChatRepo(store).remember_message(key, {"paper": paper, "workspace": guild})
             version = store.feedback_version()
             await fake.react(message, "🔖", user_id=user, guild_id=guild)
             uid = f"discord:{guild}:{user}"

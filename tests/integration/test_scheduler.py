@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import scheduler as sched
 from bot.config import Settings, load_settings
-from bot.lease import LEASE_KEY, ClockLease, Fence, FencedOut, FencedStore, job_lock, last_runs
+from bot.repo.clock import LEASE_KEY, ClockLease, Fence, FencedOut, FencedStore, job_lock, last_runs
 from recommender import pipeline
 from recommender.index import SearchIndex
 from recommender.store import Store
