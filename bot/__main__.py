@@ -35,6 +35,7 @@ from bot.cli_app import (
 from bot.cli_chat import add_console, start_console
 from bot.cli_model import add_dataset, add_eval, add_train
 from bot.config import ConfigError, Settings, load_settings
+from bot.repo.clock import job_lock
 from bot.roles.discord import add_discord
 from bot.roles.run import add_run
 from bot.roles.scheduler import add_scheduler
@@ -129,11 +130,30 @@ def _paper_id(raw: str) -> str:
 
 
 def _ingest_one(app: App, runtime: sched.Runtime, kind: str, **overrides: Any) -> bool:
-    """Ingest one source with a progress bar; print its summary or its error. True if ok."""
-    with _bars(app.err) as bars:
-        report = sched.ingest_with_settings(
-            runtime, kind, progress=bars.callback(kind), **overrides
-        )
+    """Ingest one source with a progress bar; print its summary or its error. True if ok.
+
+    Takes the source's lock like the scheduler's job, so a hand-run ingest never runs at
+    the same time as the scheduled one (it waits for it instead).
+    """
+
+    def waiting() -> None:
+        """Say why nothing happens yet."""
+        app.err.print(f"{kind}: the scheduler is ingesting this source; waiting for it to end")
+
+    job_id = f"{sched.INGEST_JOB_PREFIX}{kind}"
+    lock = job_lock(
+        runtime.store, job_id, sched.JOB_LOCK_TTL, wait=sched.JOB_LOCK_TTL, on_wait=waiting
+    )
+    with lock as mine:
+        if not mine:
+            app.err.print(
+                f"error: {kind}: still being ingested by another process; try again later"
+            )
+            return False
+        with _bars(app.err) as bars:
+            report = sched.ingest_with_settings(
+                runtime, kind, progress=bars.callback(kind), **overrides
+            )
     if not report.error or report.new or report.updated or report.unchanged or report.skipped:
         app.out.print(_counts(report))
     if report.error:

@@ -1181,8 +1181,6 @@ def build_discord(
 ) -> DiscordRuntime:
     """The Discord runtime (all shards, or `shards`): registers its DiscordPort on the core."""
     configure_endpoints(settings)
-    runtime = DiscordRuntime(
-        core, settings, guild_ready_timeout=guild_ready_timeout, shards=shards
-    )
+    runtime = DiscordRuntime(core, settings, guild_ready_timeout=guild_ready_timeout, shards=shards)
     core.register(runtime.port)
     return runtime

@@ -167,7 +167,7 @@ def ingest_job(runtime: Runtime, kind: str, fence: Fence | None = None) -> Inges
         log.info("ingest %s: running in another process; waiting for it to end", kind)
 
     try:
-        lock = job_lock(runtime.store.r, job_id, JOB_LOCK_TTL, wait=JOB_LOCK_TTL, on_wait=waiting)
+        lock = job_lock(runtime.store, job_id, JOB_LOCK_TTL, wait=JOB_LOCK_TTL, on_wait=waiting)
         with lock as mine:
             if not mine:
                 log.warning("ingest %s: still running in another process; skipped", kind)

@@ -22,6 +22,10 @@ from typing import Any
 
 import redis
 from redis.exceptions import LockError
+from redis.lock import Lock
+
+from bot.repo.base import RedisRepo
+from recommender.store import Store, translate_errors
 
 __all__ = [
     "FENCE_KEY",
@@ -158,9 +162,27 @@ class ClockLease:
         }
 
 
+class _JobLocks(RedisRepo):
+    """Taking a running job's lock; a lost connection reads as one StoreUnavailable line."""
+
+    @translate_errors
+    def take(
+        self, job_id: str, ttl: float, wait: float, on_wait: Callable[[], None] | None
+    ) -> Lock | None:
+        """The job's lock, held by us; None if another holder kept it for `wait` seconds."""
+        lock = self.r.lock(f"{RUNNING_PREFIX}{job_id}", timeout=ttl, thread_local=False)
+        if lock.acquire(blocking=False):
+            return lock
+        if wait <= 0:
+            return None
+        if on_wait is not None:
+            on_wait()
+        return lock if lock.acquire(blocking=True, blocking_timeout=wait) else None
+
+
 @contextmanager
 def job_lock(
-    client: redis.Redis,
+    source: Store | redis.Redis,
     job_id: str,
     ttl: float,
     *,
@@ -173,13 +195,8 @@ def job_lock(
     The lock lives `ttl` seconds and is extended every third of that while the block runs,
     so a long ingest keeps it and a crashed process's lock runs out by itself.
     """
-    lock = client.lock(f"{RUNNING_PREFIX}{job_id}", timeout=ttl, thread_local=False)
-    acquired = lock.acquire(blocking=False)
-    if not acquired and wait > 0:
-        if on_wait is not None:
-            on_wait()
-        acquired = lock.acquire(blocking=True, blocking_timeout=wait)
-    if not acquired:
+    lock = _JobLocks(source).take(job_id, ttl, wait, on_wait)
+    if lock is None:
         yield False
         return
     done = threading.Event()

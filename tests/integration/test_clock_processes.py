@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ import pytest
 
 from bot.repo.clock import HOLDER_KEY, LAST_RUN_KEY
 from recommender.store import Store
-from tests.integration.roles_support import SEED, Role, role_env, wait_for
+from tests.integration.roles_support import ROOT, SEED, Role, role_env, wait_for
 
 TTL = 3.0
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -171,3 +173,25 @@ def test_a_paused_holder_neither_overlaps_nor_writes(
         first.kill()
         if second is not None:
             second.kill()
+
+
+def test_a_hand_run_ingest_waits_for_the_scheduled_one(
+    store: Store, redis_url: str, tmp_path: Path
+) -> None:
+    """`paperbot ingest` takes the same per-source lock as the clock's job."""
+    store.r.set("pb:{clock}:running:ingest:jsonl", b"the-scheduler", px=10_000)
+    env = role_env(redis_url, tmp_path)
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "ingest", "--source", "jsonl", str(SEED)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "jsonl: the scheduler is ingesting this source; waiting for it to end" in done.stderr
+    assert "95 new" in done.stdout
+    assert time.monotonic() - began >= 10
+    assert store.r.get("pb:{clock}:running:ingest:jsonl") is None
