@@ -346,6 +346,32 @@ def test_a_job_runs_in_one_process_at_a_time(store: Store) -> None:
         assert after_crash
 
 
+def test_a_stale_holder_neither_publishes_a_model_nor_runs_digests(store: Store) -> None:
+    """The retrain publish and the digest run check the fence of their lease term."""
+    from bot.core import BotCore
+    from recommender.service import PaperService
+
+    pipeline.ingest_source(store, "jsonl", path=FIXTURES / "seed_papers.jsonl")
+    core = BotCore(PaperService(store, encoder=None))
+    runtime = sched.Runtime(settings_for("http://127.0.0.1:9"), store, core=core)
+    fence = ClockLease(store.r, ttl=5).acquire()
+    assert fence is not None
+    store.r.delete(LEASE_KEY)
+    assert ClockLease(store.r, ttl=5).acquire() is not None  # another process took over
+    assert sched.retrain_job(runtime, fence) is False
+    assert store.current_model() is None
+    assert sched.digest_job(runtime, fence=fence) == {}
+    assert "retrain" not in last_runs(store.r)
+    # The current holder's fence publishes.
+    current = ClockLease(store.r, ttl=120)  # nobody renews it here: outlast the fit
+    store.r.delete(LEASE_KEY)
+    fresh = current.acquire()
+    assert fresh is not None
+    assert sched.retrain_job(runtime, fresh) is True
+    assert store.current_model() is not None
+    assert "retrain" in last_runs(store.r)
+
+
 def _quiet_scheduler(
     runtime: sched.Runtime, *, run_now: bool = True, fence: Fence | None = None
 ) -> BackgroundScheduler:
