@@ -70,6 +70,8 @@ class Runtime:
     # The chat side, when one runs: digests are sent through it, on its event loop.
     core: Any = None
     loop: asyncio.AbstractEventLoop | None = None
+    # The task engine (`bot.jobs.actors.Jobs`): when set, scheduled jobs only enqueue.
+    jobs: Any = None
 
     def get_encoder(self) -> TextEncoder | None:
         """The encoder, built by `encoder_factory` the first time it is needed."""
@@ -154,11 +156,42 @@ def first_line(exc: BaseException) -> str:
 
 
 def ingest_job(runtime: Runtime, kind: str, fence: Fence | None = None) -> IngestReport | None:
-    """The scheduled ingest of one source: never raises, logs one line per run.
+    """The scheduled ingest of one source: enqueued for a worker when a task engine runs,
+    else run here (never raises, logs one line per run)."""
+    job_id = f"{INGEST_JOB_PREFIX}{kind}"
+    if runtime.jobs is not None:
+        return _enqueue(lambda: runtime.jobs.ingest(kind), f"ingest {kind}", fence, job_id)
+    report = run_ingest(runtime, kind, fence)
+    core = runtime.core
+    if report is not None and report.new and core is not None and core.service.state is None:
+        # The first papers of a new library: publish a model now, not at the next retrain.
+        retrain_job(runtime, fence)
+    return report
+
+
+def _enqueue(
+    send: Callable[[], None], what: str, fence: Fence | None = None, job_id: str | None = None
+) -> None:
+    """Enqueue a job, only under a live lease (an enqueue is the clock's write); a broker
+    that cannot be reached costs this tick only (one line)."""
+    try:
+        fenced(fence, what)()
+        send()
+        if fence is not None and job_id is not None:
+            fence.record_run(job_id)
+    except FencedOut as exc:
+        log.warning("%s not enqueued: %s", what, exc)
+    except Exception as exc:
+        log.error("could not enqueue %s: %s: %s", what, type(exc).__name__, first_line(exc))
+
+
+def run_ingest(runtime: Runtime, kind: str, fence: Fence | None = None) -> IngestReport | None:
+    """Ingest one source now: never raises, logs one line per run.
 
     A Redis lock per source keeps two processes from ingesting it at once: a new lease
-    holder waits (up to the lock's TTL) for the old one's run to end, or for a crashed
-    holder's lock to run out, and then ingests; it skips the run if the source stays busy.
+    holder (or a worker) waits (up to the lock's TTL) for a running ingest of the source to
+    end, or for a crashed process's lock to run out, and skips the run if it stays busy.
+    With a `fence` (the clock's own run) every write checks the lease term first.
     """
     job_id = f"{INGEST_JOB_PREFIX}{kind}"
 
@@ -189,9 +222,6 @@ def ingest_job(runtime: Runtime, kind: str, fence: Fence | None = None) -> Inges
         log.error("ingest %s: %s", report.source, report.error)
     else:
         log.info("ingest %s", report.summary())
-    if report.new and runtime.core is not None and runtime.core.service.state is None:
-        # The first papers of a new library: publish a model now, not at the next retrain.
-        retrain_job(runtime, fence)
     return report
 
 
@@ -344,6 +374,14 @@ def slack_purge_job(
 
 
 def retrain_job(runtime: Runtime, fence: Fence | None = None) -> bool:
+    """The scheduled retrain: enqueued when a task engine runs, else run here."""
+    if runtime.jobs is not None:
+        _enqueue(runtime.jobs.retrain, "retrain", fence, RETRAIN_JOB)
+        return False
+    return run_retrain(runtime, fence)
+
+
+def run_retrain(runtime: Runtime, fence: Fence | None = None) -> bool:
     """Fit and publish the recommender if none is published yet, or if feedback changed
     (or the catalogue grew) since the last fit. The publish checks the fence first."""
     service = runtime.core.service
@@ -371,7 +409,14 @@ def retrain_job(runtime: Runtime, fence: Fence | None = None) -> bool:
 def digest_job(
     runtime: Runtime, now: datetime | None = None, fence: Fence | None = None
 ) -> dict[str, str]:
-    """Send every digest that is due, on the chat event loop; never raises."""
+    """The per-minute digest tick: enqueues the slot's planning job (workers rank and send).
+
+    Without a task engine (one-process tools and tests) it sends here, on the chat loop.
+    Either way only under a live lease (`fence`). Never raises.
+    """
+    if runtime.jobs is not None:
+        _enqueue(lambda: runtime.jobs.plan(now), "the digest plan", fence)
+        return {}
     core = runtime.core
     try:
         # Planning digests is a write (outbox, periods): only under a live lease.

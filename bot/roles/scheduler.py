@@ -1,4 +1,8 @@
-"""`paperbot scheduler`: only the clock. The lease holder runs it; other copies stand by."""
+"""`paperbot scheduler`: only the clock. The lease holder runs it; other copies stand by.
+
+The clock only enqueues (ingest per source, retrain, the digest plan): `paperbot worker`
+processes run the jobs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import argparse
 from typing import Any
 
 from bot.cli_app import App, add_command
+from bot.jobs.context import loop_thread
+from bot.jobs.engine import start_engine
 from bot.roles.common import chat_core, stop_on_signals
 from bot.scheduler import SchedulerService
 
@@ -15,15 +21,22 @@ def cmd_scheduler(args: argparse.Namespace, app: App) -> int:
     settings = app.settings
     with stop_on_signals() as stop:
         runtime = app.runtime()
-        # Retraining needs the recommender service; no chat platform is served here.
         runtime.core = chat_core(app)
+        loop = loop_thread("paperbot-clock")
+        # Senders only (consume=False): the jobs go to the broker, workers run them.
+        engine = start_engine(settings, runtime.core, runtime, loop=loop, ports={}, consume=False)
         service = SchedulerService(runtime)
         app.err.print(
-            f"paperbot scheduler: ingest {', '.join(settings.sources)} every "
-            f"{settings.ingest_interval_minutes} min, retrain, digest ticks; lease TTL "
+            f"paperbot scheduler: enqueues ingest of {', '.join(settings.sources)} every "
+            f"{settings.ingest_interval_minutes} min, retrain and the digest plan; lease TTL "
             f"{settings.lease_ttl:g} s on {app.where()}. Ctrl-C to stop."
         )
-        service.run(stop)
+        try:
+            service.run(stop)
+        finally:
+            engine.stop()
+            runtime.core.service.stop()
+            loop.call_soon_threadsafe(loop.stop)
     app.err.print("paperbot scheduler stopped.")
     return 0
 
@@ -33,10 +46,11 @@ def add_scheduler(sub: Any) -> None:
     p = add_command(
         sub,
         "scheduler",
-        help="run only the clock: scheduled ingest, retraining and digest ticks",
-        description="Run only the clock (APScheduler): ingest PAPERBOT_SOURCES every "
-        "PAPERBOT_INGEST_INTERVAL_MINUTES, retrain after new feedback, and tick the digest "
-        "plan every minute. Serves no chat platform. Start one or more: the holder of the "
+        help="run only the clock: enqueue ingest, retraining and digest planning on time",
+        description="Run only the clock (APScheduler): every PAPERBOT_INGEST_INTERVAL_MINUTES "
+        "enqueue the ingest of each source in PAPERBOT_SOURCES, enqueue a retrain after new "
+        "feedback, and every minute the plan of the digests that fall due; `paperbot worker` "
+        "processes run them. Serves no chat platform. Start one or more: the holder of the "
         "Redis lease runs the clock, the others stand by and take over within "
         "PAPERBOT_LEASE_TTL seconds (plus one) when it dies. Each lease term carries a "
         "fencing token that every write of its jobs checks first.",

@@ -1,10 +1,11 @@
-"""The clock as real `paperbot scheduler` processes: takeover, one ingest at a time, fencing.
+"""The clock as real processes: `paperbot scheduler` twice plus `paperbot worker`.
 
 - kill -9 the lease holder: the standby runs the clock within lease TTL + 5 s, and does not
-  ingest again at once (the last run time is in Redis);
-- a holder paused past its TTL (SIGSTOP) while it ingests: the new holder does not start
-  the same ingest until the old run has ended (per-source lock), and the old one's
-  writes are refused (fencing).
+  enqueue the ingest that just ran again (the last run time is in Redis);
+- a holder paused (SIGSTOP) past its TTL: the new holder enqueues the due ingest once;
+  when the old one wakes up, it enqueues nothing (its writes are fenced), so the source is
+  fetched once, never twice at once;
+- `paperbot ingest` by hand waits for the per-source lock of a running ingest.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def holder_fence(store: Store) -> int:
     return int(raw) if raw else 0
 
 
+def last_run(store: Store, job: str) -> float | None:
+    """When the clock last ran (or enqueued) `job`."""
+    raw = store.r.hget(LAST_RUN_KEY, job)
+    return float(raw) if raw else None
+
+
 def test_a_killed_holder_is_replaced_within_ttl_plus_5s(
     store: Store, redis_url: str, tmp_path: Path
 ) -> None:
@@ -52,11 +59,14 @@ def test_a_killed_holder_is_replaced_within_ttl_plus_5s(
         PAPERBOT_JSONL_PATH=str(SEED),
         PAPERBOT_LEASE_TTL=str(TTL),
         PAPERBOT_CLOCK_STAGGER_SECONDS="0",
+        PAPERBOT_WORKER_THREADS="2",
     )
+    worker = Role(env, "worker")
     roles = [Role(env, "scheduler"), Role(env, "scheduler")]
     try:
-        wait_for(lambda: store.paper_count() == 95, 60, "the first ingest")
-        wait_for(lambda: store.r.hexists(LAST_RUN_KEY, "ingest:jsonl"), 10, "last run stored")
+        wait_for(lambda: store.paper_count() == 95, 90, "the first ingest, by the worker")
+        enqueued = last_run(store, "ingest:jsonl")
+        assert enqueued is not None
         by_pid = {role.pid: role for role in roles}
         holder = by_pid[holder_pid(store)]
         standby = next(role for role in roles if role is not holder)
@@ -79,13 +89,15 @@ def test_a_killed_holder_is_replaced_within_ttl_plus_5s(
 
         # The jsonl ingest ran less than an interval ago: the new holder keeps its rhythm.
         time.sleep(2)
-        assert "ingest jsonl:" not in standby.err, standby.err
-        err = standby.stop(signal.SIGTERM)
-        assert standby.proc.returncode == 0, err
-        assert "Traceback" not in err
-        assert "paperbot scheduler stopped." in err
+        assert last_run(store, "ingest:jsonl") == enqueued
+        assert worker.err.count("ingest jsonl:") == 1, worker.err
+        for role in (standby, worker):
+            err = role.stop(signal.SIGTERM)
+            assert role.proc.returncode == 0, err
+            assert "Traceback" not in err
+        assert "paperbot scheduler stopped." in standby.err
     finally:
-        for role in roles:
+        for role in (*roles, worker):
             role.kill()
 
 
@@ -96,12 +108,16 @@ def slow_hf() -> Iterator[dict[str, object]]:
     state: dict[str, object] = {"active": 0, "max_active": 0, "requests": 0}
     lock = threading.Lock()
 
+    def bump(name: str, by: int) -> None:
+        """Count under the lock."""
+        with lock:
+            state[name] = int(state[name]) + by  # type: ignore[call-overload]
+            state["max_active"] = max(int(state["max_active"]), int(state["active"]))  # type: ignore[call-overload]
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            with lock:
-                state["requests"] = int(state["requests"]) + 1  # type: ignore[call-overload]
-                state["active"] = int(state["active"]) + 1  # type: ignore[call-overload]
-                state["max_active"] = max(int(state["max_active"]), int(state["active"]))  # type: ignore[call-overload]
+            bump("requests", 1)
+            bump("active", 1)
             try:
                 time.sleep(6)
                 self.send_response(200)
@@ -110,8 +126,7 @@ def slow_hf() -> Iterator[dict[str, object]]:
                 self.end_headers()
                 self.wfile.write(body)
             finally:
-                with lock:
-                    state["active"] = int(state["active"]) - 1  # type: ignore[call-overload]
+                bump("active", -1)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -125,9 +140,15 @@ def slow_hf() -> Iterator[dict[str, object]]:
     httpd.server_close()
 
 
-def test_a_paused_holder_neither_overlaps_nor_writes(
+DUE = 30.0  # seconds from the start of the test until the hf ingest falls due
+
+
+def test_a_paused_holder_enqueues_nothing_and_the_source_is_fetched_once(
     store: Store, redis_url: str, tmp_path: Path, slow_hf: dict[str, object]
 ) -> None:
+    # The previous holder ingested hf an interval minus DUE seconds ago.
+    due_at = time.time() + DUE
+    store.r.hset(LAST_RUN_KEY, "ingest:hf", due_at - 3600)
     env = role_env(
         redis_url,
         tmp_path,
@@ -136,41 +157,43 @@ def test_a_paused_holder_neither_overlaps_nor_writes(
         PAPERBOT_HTTP_TIMEOUT="30",
         PAPERBOT_LEASE_TTL=str(TTL),
         PAPERBOT_CLOCK_STAGGER_SECONDS="0",
+        PAPERBOT_WORKER_THREADS="2",
     )
+    workers = [Role(env, "worker"), Role(env, "worker")]
     first = Role(env, "scheduler")
     second = None
     try:
-        wait_for(lambda: slow_hf["requests"] == 1, 60, "the first fetch")
-        assert holder_pid(store) == first.pid
+        wait_for(lambda: first.has("holding the scheduler lease"), 60, "the first holder")
         second = Role(env, "scheduler")
-        wait_for(lambda: second.has("standing by"), 30, "the standby")
+        wait_for(lambda: second.has("standing by"), 60, "the standby")
+        assert time.time() < due_at - TTL - 2, "processes started too slowly for this test"
 
-        # The holder stops mid-fetch (a long GC pause, a frozen VM): its lease runs out.
+        # The holder freezes (a long GC pause, a stopped VM) before its ingest falls due.
         os.kill(first.pid, signal.SIGSTOP)
         wait_for(lambda: second.has("holding the scheduler lease"), TTL + 10, "takeover")
-        wait_for(lambda: second.has("ingest hf: running in another process"), 10, "the wait")
-        time.sleep(1)
-        assert slow_hf["requests"] == 1 and slow_hf["max_active"] == 1
+        wait_for(lambda: slow_hf["requests"] == 1, DUE + 20, "the ingest the new holder enqueued")
+        assert last_run(store, "ingest:hf") is not None
 
-        # It wakes up with the fetched page in hand: its write is refused, nothing stored;
-        # only then does the new holder fetch, and it stores the papers.
+        # It wakes up past its ingest's due time, mid-fetch: it must write nothing.
         os.kill(first.pid, signal.SIGCONT)
-        wait_for(lambda: first.has("ingest hf stopped"), 20, "the fenced write")
-        assert "the scheduler lease ended" in first.err
-        wait_for(lambda: first.has("scheduler lease lost"), 10, "the old holder stops")
-        wait_for(lambda: second.find(r"ingest hf: \d+ new"), 30, "the new holder's ingest")
-        assert slow_hf["requests"] == 2
+        wait_for(lambda: first.has("scheduler lease lost"), 20, "the old holder stops")
+        wait_for(lambda: any("ingest hf:" in w.err for w in workers), 30, "the ingest")
+        time.sleep(3)
+        assert slow_hf["requests"] == 1
         assert slow_hf["max_active"] == 1
-        logged = store.ingest_log(count=10)
-        assert len(logged) == 1 and logged[0].new == store.paper_count() > 0
+        assert not any("another ingest is running" in w.err for w in workers)
         assert holder_pid(store) == second.pid
-        for role in (first, second):
+        refused = first.has("ingest hf not enqueued: ingest hf: the scheduler lease ended")
+        print(
+            json.dumps({**{k: slow_hf[k] for k in ("requests", "max_active")}, "refused": refused})
+        )
+        for role in (first, second, *workers):
             err = role.stop(signal.SIGTERM)
             assert role.proc.returncode == 0, err
             assert "Traceback" not in err
-        print(json.dumps({"requests": slow_hf["requests"], "max_active": slow_hf["max_active"]}))
     finally:
-        first.kill()
+        for role in (first, *workers):
+            role.kill()
         if second is not None:
             second.kill()
 
