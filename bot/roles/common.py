@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,8 +50,10 @@ async def serve(
     stop: threading.Event,
     *,
     started: Callable[[], None] | None = None,
+    stopping: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Start every adapter, call `started`, run until `stop`, then stop them all."""
+    """Start every adapter, call `started`, run until `stop`, await `stopping`, then stop
+    the adapters (so work that `started` began can still use them while it ends)."""
     running = []
     try:
         for adapter in adapters:
@@ -69,6 +71,11 @@ async def serve(
             await asyncio.sleep(0.5)
     finally:
         stop.set()  # also on Ctrl-C, which arrives here as a cancellation
+        if stopping is not None:
+            try:
+                await stopping()
+            except Exception as exc:  # the adapters must still be stopped
+                log.warning("stopping failed: %s", first_line(exc))
         for adapter in running:
             try:
                 await adapter.stop()

@@ -1,7 +1,9 @@
 """`paperbot discord --shards 0,1 --shard-count 4`: some of the Discord bot's gateway shards.
 
 Discord sends each guild's events to one shard, so processes with disjoint shard ids
-handle every guild exactly once. The process holding shard 0 publishes `/papers`.
+handle every guild exactly once. The process holding shard 0 publishes `/papers`. Every
+shard process also delivers Discord digests (the `deliver_discord` queue): sending needs
+a logged-in client, which workers do not have.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import asyncio
 from typing import Any
 
 from bot.cli_app import App, CommandError, add_command
+from bot.jobs.actors import deliver_queue
+from bot.jobs.engine import Engine, start_engine
 from bot.roles.common import chat_core, serve, stop_on_signals
 
 
@@ -53,11 +57,27 @@ def cmd_discord(args: argparse.Namespace, app: App) -> int:
             else f"shards {','.join(map(str, shards.ids))} of {shards.count}"
         )
 
+        engine: Engine | None = None
+
         def started() -> None:
-            """One line saying which shards this process serves."""
+            """Consume the Discord deliveries through this client; say which shards run."""
+            nonlocal engine
+            engine = start_engine(
+                settings,
+                core,
+                None,
+                loop=asyncio.get_running_loop(),
+                ports={"discord": runtime.port},
+                queues=[deliver_queue("discord")],
+            )
             app.err.print(f"paperbot discord: {which} connected. Ctrl-C to stop.")
 
-        asyncio.run(serve([runtime], stop, started=started))
+        async def stopping() -> None:
+            """Let deliveries in flight end (or go back to the queue) while the client runs."""
+            if engine is not None:
+                await asyncio.to_thread(engine.stop)
+
+        asyncio.run(serve([runtime], stop, started=started, stopping=stopping))
     app.err.print("paperbot discord stopped.")
     return 0
 
@@ -68,8 +88,9 @@ def add_discord(sub: Any) -> None:
         sub,
         "discord",
         help="serve the Discord gateway only, optionally some shards of it",
-        description="Connect to Discord's gateway and answer /papers, buttons and reactions; "
-        "no clock, no Slack. With --shards and --shard-count this process connects only those "
+        description="Connect to Discord's gateway and answer /papers, buttons and reactions, "
+        "and deliver the Discord digests that workers plan; no clock, no Slack. With "
+        "--shards and --shard-count this process connects only those "
         "shards: Discord sends each server's events to exactly one shard, so run one process "
         "per group of shards, together covering 0 to N-1. The process with shard 0 publishes "
         "the /papers command; the others do not.",

@@ -4,7 +4,8 @@
   reaches the other replica is applied once; either replica answers commands; neither
   runs the clock.
 - `paperbot discord` twice (shards 0,1 and 2,3 of 4) against a local fake gateway: every
-  shard connects once, the commands are published once, a reaction is recorded once.
+  shard connects once, the commands are published once, a reaction is recorded once, and
+  a Discord digest job is delivered by a shard process, each paper once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import re
 import signal
 from pathlib import Path
 
+from bot.config import load_settings
+from bot.jobs.actors import Jobs
+from bot.jobs.broker import build_broker
 from bot.repo import ChatRepo
 from bot.repo.clock import LEASE_KEY
 from recommender import pipeline
@@ -174,6 +178,23 @@ async def test_two_discord_shard_processes_split_the_guilds(
             assert store.feedback_version() == version + 1
         reactions = [shard for event, shard in fake.dispatched if event == "MESSAGE_REACTION_ADD"]
         assert reactions == [1, 2]
+
+        # A team digest in guild B, subscribed through its shard, is delivered by a shard
+        # process from the deliver_discord queue (workers have no Discord client).
+        token = await fake.slash(
+            "subscribe", {"where": "channel"}, user_id="803", channel_id="703", guild_id=GUILD_B
+        )
+        await fake.answers(token)
+        sub_id = f"channel:discord:{GUILD_B}:703"
+        assert ChatRepo(store).get_subscription(sub_id) is not None
+        broker = build_broker(load_settings(REDIS_URL=redis_url), store.r)
+        Jobs(broker).deliver(sub_id, "discord", "2026-01-05")
+        broker.close()
+        await until(lambda: len(fake.messages.get("703", [])) >= 2, 60, "the team digest")
+        await asyncio.sleep(1.0)
+        cards = [m for m in fake.messages["703"] if m.get("embeds")]
+        footers = [m["embeds"][0]["footer"]["text"] for m in cards]
+        assert footers and len(footers) == len(set(footers))
 
         # Neither process runs the clock.
         assert store.r.get(LEASE_KEY) is None
