@@ -91,6 +91,8 @@ def test_a_killed_holder_is_replaced_within_ttl_plus_5s(
         time.sleep(2)
         assert last_run(store, "ingest:jsonl") == enqueued
         assert worker.err.count("ingest jsonl:") == 1, worker.err
+        # The schedulers only enqueue: the ingest ran in the worker.
+        assert "ingest jsonl:" not in holder.err + standby.err
         for role in (standby, worker):
             err = role.stop(signal.SIGTERM)
             assert role.proc.returncode == 0, err
