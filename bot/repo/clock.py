@@ -36,6 +36,7 @@ __all__ = [
     "Fence",
     "FencedOut",
     "FencedStore",
+    "fenced",
     "job_lock",
     "last_runs",
 ]
