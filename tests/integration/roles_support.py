@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -11,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.e2e.slack_fakes import SIGNING_SECRET, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "tests" / "fixtures" / "seed_papers.jsonl"
@@ -94,3 +97,25 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         assert time.monotonic() - start < timeout, f"timed out after {timeout} s: {what}"
         time.sleep(0.05)
     return time.monotonic() - start
+
+
+async def until(check, timeout: float = 60.0, what: str = "") -> None:
+    """Poll `check()` without blocking the event loop the fakes run on."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"timed out: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def post(url: str, body: str, content_type: str) -> int:
+    """A signed POST to a replica; its status."""
+    import aiohttp
+
+    headers = {"Content-Type": content_type, **sign(body, SIGNING_SECRET)}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        await response.read()
+        return response.status

@@ -31,39 +31,16 @@ from tests.e2e.slack_fakes import (
     command_body,
     event_body,
     reaction_event,
-    sign,
 )
-from tests.integration.roles_support import SEED, Role, role_env
+from tests.integration.roles_support import SEED, Role, post, role_env, until
 
 CHANNEL = "C0PAPERS"
-
-
-async def until(check, timeout: float = 60.0, what: str = "") -> None:
-    """Poll `check()` without blocking the event loop the fakes run on."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.05)
 
 
 def a_paper(store: Store) -> str:
     """The seed corpus in the store; one of its paper ids."""
     pipeline.ingest_source(store, "jsonl", path=SEED)
     return next(iter(store.iter_papers())).id
-
-
-async def post(url: str, body: str, content_type: str) -> int:
-    """A signed POST to a replica; its status."""
-    import aiohttp
-
-    headers = {"Content-Type": content_type, **sign(body, SIGNING_SECRET)}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, data=body, headers=headers) as response,
-    ):
-        await response.read()
-        return response.status
 
 
 async def test_two_web_replicas_share_their_state_through_redis(
