@@ -36,7 +36,7 @@ from bot.cli_chat import add_console, start_console
 from bot.cli_model import add_dataset, add_eval, add_train
 from bot.cli_worker import add_worker
 from bot.config import ConfigError, Settings, load_settings
-from bot.repo.clock import job_lock
+from bot.repo.clock import clock_holder, job_lock
 from bot.roles.discord import add_discord
 from bot.roles.run import add_run
 from bot.roles.scheduler import add_scheduler
@@ -418,6 +418,20 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
         out.print(f"Search index: {index_size} papers")
     _print_slack_workspaces(app, store)
     _print_jobs(app, store)
+    _print_clock(app, store)
+
+
+def _print_clock(app: App, store: Store) -> None:
+    """Which process runs the clock (the scheduler lease), in one line."""
+    holder = clock_holder(store.r)
+    if holder is None:
+        app.out.print("Scheduler: nobody holds the lease (no scheduler or run is running)")
+        return
+    since = _when(float(holder.get("since", 0))).removesuffix(" UTC")
+    app.out.print(
+        f"Scheduler: pid {holder.get('pid', '?')} on {holder.get('host', '?')} holds the lease "
+        f"since {since} UTC (fence {holder.get('fence', '?')})"
+    )
 
 
 def _print_jobs(app: App, store: Store) -> None:

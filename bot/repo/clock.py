@@ -36,6 +36,7 @@ __all__ = [
     "Fence",
     "FencedOut",
     "FencedStore",
+    "clock_holder",
     "fenced",
     "job_lock",
     "last_runs",
@@ -93,6 +94,19 @@ class Fence:
         when = time.time() if when is None else when
         keys = [LEASE_KEY, FENCE_KEY, LAST_RUN_KEY]
         return bool(self._hset(keys=keys, args=[self.lock_token, self.token, job_id, when]))
+
+
+def clock_holder(client: redis.Redis) -> dict[str, str] | None:
+    """Fence, pid, host and since of the process holding the lease now (None: nobody)."""
+    if not client.exists(LEASE_KEY):
+        return None
+    raw = client.hgetall(HOLDER_KEY)
+    return {_text(k): _text(v) for k, v in raw.items()} or None
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def last_runs(client: redis.Redis) -> dict[str, float]:
@@ -156,11 +170,7 @@ class ClockLease:
 
     def holder(self) -> dict[str, str]:
         """Who holds (or last held) the lease: fence, pid, host, since (diagnostics)."""
-        raw = self.client.hgetall(HOLDER_KEY)
-        return {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()
-        }
+        return {_text(k): _text(v) for k, v in self.client.hgetall(HOLDER_KEY).items()}
 
 
 class _JobLocks(RedisRepo):

@@ -285,6 +285,26 @@ def test_lease_is_exclusive_and_fenced(store: Store) -> None:
     second.release()
 
 
+def test_stats_names_the_process_running_the_clock(store: Store) -> None:
+    """`paperbot stats` says who holds the lease, or that nobody does."""
+    from rich.console import Console
+
+    from bot.__main__ import _print_clock
+    from bot.cli_app import App
+
+    out = Console(record=True, width=200)
+    app = App(settings_for("http://127.0.0.1:9"), out, out)
+    _print_clock(app, store)
+    lease = ClockLease(store.r, ttl=5)
+    fence = lease.acquire()
+    assert fence is not None
+    _print_clock(app, store)
+    lease.release()
+    lines = out.export_text().splitlines()
+    assert lines[0].startswith("Scheduler: nobody holds the lease")
+    assert f"pid {os.getpid()}" in lines[1] and f"(fence {fence.token})" in lines[1]
+
+
 def test_lease_expires_without_renewal(store: Store) -> None:
     """A crashed holder's lease runs out, and another process takes over."""
     first = ClockLease(store.r, ttl=0.2)
