@@ -32,9 +32,15 @@ from bot.cli_app import (
     iso_date,
     positive_int,
 )
-from bot.cli_chat import add_console, add_run, start_console
+from bot.cli_chat import add_console, start_console
 from bot.cli_model import add_dataset, add_eval, add_train
+from bot.cli_worker import add_worker
 from bot.config import ConfigError, Settings, load_settings
+from bot.repo.clock import clock_holder, job_lock
+from bot.roles.discord import add_discord
+from bot.roles.run import add_run
+from bot.roles.scheduler import add_scheduler
+from bot.roles.web import add_web
 from recommender import ids, pipeline
 from recommender.index import QueryError, SearchIndex
 from recommender.sources import SOURCE_NAMES, SourceError
@@ -51,6 +57,8 @@ _add_command, _iso_date, _positive_int, _categories, _bars = (
 )
 
 PROG = "paperbot"
+# Roles that run until stopped: they log at the configured level (INFO by default).
+LONG_RUNNING = ("run", "scheduler", "web", "discord", "worker")
 SAMPLE = "data/sample_papers.jsonl"
 SAMPLE_LABEL = "sample"
 # Queries that find something in the bundled sample, shown after `paperbot demo`.
@@ -123,11 +131,30 @@ def _paper_id(raw: str) -> str:
 
 
 def _ingest_one(app: App, runtime: sched.Runtime, kind: str, **overrides: Any) -> bool:
-    """Ingest one source with a progress bar; print its summary or its error. True if ok."""
-    with _bars(app.err) as bars:
-        report = sched.ingest_with_settings(
-            runtime, kind, progress=bars.callback(kind), **overrides
-        )
+    """Ingest one source with a progress bar; print its summary or its error. True if ok.
+
+    Takes the source's lock like the scheduler's job, so a hand-run ingest never runs at
+    the same time as the scheduled one (it waits for it instead).
+    """
+
+    def waiting() -> None:
+        """Say why nothing happens yet."""
+        app.err.print(f"{kind}: the scheduler is ingesting this source; waiting for it to end")
+
+    job_id = f"{sched.INGEST_JOB_PREFIX}{kind}"
+    lock = job_lock(
+        runtime.store, job_id, sched.JOB_LOCK_TTL, wait=sched.JOB_LOCK_TTL, on_wait=waiting
+    )
+    with lock as mine:
+        if not mine:
+            app.err.print(
+                f"error: {kind}: still being ingested by another process; try again later"
+            )
+            return False
+        with _bars(app.err) as bars:
+            report = sched.ingest_with_settings(
+                runtime, kind, progress=bars.callback(kind), **overrides
+            )
     if not report.error or report.new or report.updated or report.unchanged or report.skipped:
         app.out.print(_counts(report))
     if report.error:
@@ -390,6 +417,42 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
     if index_size is not None:
         out.print(f"Search index: {index_size} papers")
     _print_slack_workspaces(app, store)
+    _print_jobs(app, store)
+    _print_clock(app, store)
+
+
+def _print_clock(app: App, store: Store) -> None:
+    """Which process runs the clock (the scheduler lease), in one line."""
+    holder = clock_holder(store.r)
+    if holder is None:
+        app.out.print("Scheduler: nobody holds the lease (no scheduler or run is running)")
+        return
+    since = _when(float(holder.get("since", 0))).removesuffix(" UTC")
+    app.out.print(
+        f"Scheduler: pid {holder.get('pid', '?')} on {holder.get('host', '?')} holds the lease "
+        f"since {since} UTC (fence {holder.get('fence', '?')})"
+    )
+
+
+def _print_jobs(app: App, store: Store) -> None:
+    """Jobs waiting per queue and the dead-letter queue's size (jobs that failed N times)."""
+    from bot.jobs.actors import Jobs
+    from bot.jobs.broker import broker_kind, build_broker, dead_letters, queued
+
+    try:
+        broker = build_broker(app.settings, store.r)
+        Jobs(broker)
+        waiting, dead = queued(broker), dead_letters(broker)
+    except Exception as exc:  # the broker is optional for stats: say so in one line
+        masked = redact.Redactor(redact.settings_secrets(app.settings)).mask(sched.first_line(exc))
+        app.out.print(f"Jobs: broker unavailable ({masked})", style="red")
+        return
+    busy = ", ".join(f"{q} {n}" for q, n in waiting.items() if n) or "none"
+    app.out.print(
+        f"Jobs ({broker_kind(broker)} broker): waiting {busy}; "
+        f"dead-letter queue: {sum(dead.values())}"
+    )
+    broker.close()
 
 
 def _print_slack_workspaces(app: App, store: Store) -> None:
@@ -517,6 +580,10 @@ COMMANDS: list[Registrar] = [
     add_stats,
     add_console,
     add_run,
+    add_scheduler,
+    add_web,
+    add_worker,
+    add_discord,
     add_train,
     add_eval,
     add_dataset,
@@ -564,7 +631,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
     """Log to stderr: the configured level for `run`, warnings only for one-shot commands."""
     level = settings.log_level_number
-    if args.command != "run" and level > logging.DEBUG:
+    if args.command not in LONG_RUNNING and level > logging.DEBUG:
         # A one-shot command prints its own result lines; INFO logs would repeat them.
         level = logging.WARNING
     if args.verbose:

@@ -98,6 +98,23 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
     discord_api_url: str = Field("https://discord.com/api/v10", validation_alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
+    # The task engine: empty = a Redis broker on paperbot's own Redis; amqp://… = RabbitMQ.
+    broker_url: SecretStr | None = Field(None, validation_alias="PAPERBOT_BROKER_URL")
+    worker_threads: int = Field(8, ge=1, le=256, validation_alias="PAPERBOT_WORKER_THREADS")
+    # Times a failing job is retried (with backoff) before it goes to the dead-letter queue.
+    job_retries: int = Field(5, ge=0, le=100, validation_alias="PAPERBOT_JOB_RETRIES")
+    # Slack publishes no workspace-wide limit: messages per second paperbot allows itself.
+    slack_workspace_rate: int = Field(
+        8, ge=1, le=1000, validation_alias="PAPERBOT_SLACK_WORKSPACE_RATE"
+    )
+    discord_rate: int = Field(50, ge=1, le=1000, validation_alias="PAPERBOT_DISCORD_RATE")
+
+    # -- the clock (scheduler role) -----------------------------------------------------
+    # Seconds the scheduler lease lives without renewal: a standby process runs the
+    # clock within this (plus a second) after the holder dies.
+    lease_ttl: float = Field(30.0, validation_alias="PAPERBOT_LEASE_TTL")
+    # Seconds between due jobs when a new holder takes over (never every ingest at once).
+    clock_stagger_seconds: float = Field(10.0, validation_alias="PAPERBOT_CLOCK_STAGGER_SECONDS")
 
     # -- validation -----------------------------------------------------------------------
 
@@ -184,6 +201,22 @@ class Settings(BaseSettings):
         """Positive seconds."""
         if not 0 < value <= 600:
             raise ValueError(f"expected seconds between 0 and 600, got {value:g}")
+        return value
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _lease_ttl(cls, value: float) -> float:
+        """Long enough to renew over a slow network, short enough for a quick takeover."""
+        if not 1 <= value <= 3600:
+            raise ValueError(f"expected seconds between 1 and 3600, got {value:g}")
+        return value
+
+    @field_validator("clock_stagger_seconds")
+    @classmethod
+    def _stagger(cls, value: float) -> float:
+        """Zero or more seconds, at most an hour."""
+        if not 0 <= value <= 3600:
+            raise ValueError(f"expected seconds between 0 and 3600, got {value:g}")
         return value
 
     @field_validator("http_port")

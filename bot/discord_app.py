@@ -837,8 +837,10 @@ class PaperbotClient(discord.Client):
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
-        """Route every old and new paper button, then publish `/papers`."""
+        """Route every old and new paper button, then publish `/papers` (if this process syncs)."""
         self.add_dynamic_items(PaperButton)
+        if not self.runtime.sync_commands:
+            return  # another shard process publishes the commands
         try:
             await self.tree.sync()
         except discord.HTTPException:
@@ -861,17 +863,66 @@ class PaperbotClient(discord.Client):
         await self.runtime.apologise(interaction)
 
 
+class ShardedPaperbotClient(PaperbotClient, discord.AutoShardedClient):
+    """The same client over some of the bot's gateway shards (`shard_ids` of `shard_count`).
+
+    Discord sends each guild's events to one shard only, (guild_id >> 22) % shard_count,
+    and DMs to shard 0: processes with disjoint shard ids never see the same event.
+    """
+
+
+@dataclass(frozen=True)
+class Shards:
+    """Which gateway shards one process connects: `ids` out of `count`."""
+
+    ids: tuple[int, ...]
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError("the shard count must be at least 1")
+        if not self.ids:
+            raise ValueError("give at least one shard id")
+        bad = [i for i in self.ids if not 0 <= i < self.count]
+        if bad:
+            raise ValueError(f"shard ids must be from 0 to {self.count - 1}, got {bad[0]}")
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("a shard id is repeated")
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Exactly one process of a deployment holds shard 0: it publishes `/papers`."""
+        return 0 in self.ids
+
+
 class DiscordRuntime:
     """The Discord side of paperbot in one process: client, commands, buttons, port."""
 
     def __init__(
-        self, core: BotCore, settings: Settings, *, guild_ready_timeout: float = 2.0
+        self,
+        core: BotCore,
+        settings: Settings,
+        *,
+        guild_ready_timeout: float = 2.0,
+        shards: Shards | None = None,
     ) -> None:
         if settings.discord_token is None:
             raise ValueError("DISCORD_TOKEN is not set")
         self.core = core
         self.settings = settings
-        self.client = PaperbotClient(self, guild_ready_timeout=guild_ready_timeout)
+        self.shards = shards
+        # Without sharding this one process is the whole bot and publishes the commands.
+        self.sync_commands = shards is None or shards.syncs_commands
+        self.client: PaperbotClient
+        if shards is None:
+            self.client = PaperbotClient(self, guild_ready_timeout=guild_ready_timeout)
+        else:
+            self.client = ShardedPaperbotClient(
+                self,
+                guild_ready_timeout=guild_ready_timeout,
+                shard_ids=list(shards.ids),
+                shard_count=shards.count,
+            )
         self.port = DiscordPort(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -894,7 +945,16 @@ class DiscordRuntime:
                 await self._task  # re-raises why the gateway connection ended
             await self.stop()
             raise TimeoutError(f"Discord gateway not ready after {timeout:g}s")
-        log.info("discord: connected as %s", self.client.user)
+        if self.shards is None:
+            log.info("discord: connected as %s", self.client.user)
+        else:
+            log.info(
+                "discord: connected as %s on shards %s of %d%s",
+                self.client.user,
+                ",".join(map(str, self.shards.ids)),
+                self.shards.count,
+                " (publishes the commands)" if self.sync_commands else "",
+            )
 
     async def stop(self) -> None:
         """Close the gateway and HTTP session."""
@@ -926,7 +986,7 @@ class DiscordRuntime:
         guild_id = interaction.guild_id
         workspace = str(guild_id) if guild_id else "dm"
         if guild_id is None and key:
-            record = await asyncio.to_thread(self.core.store.message, key)
+            record = await asyncio.to_thread(self.core.chat.message, key)
             if record and record.get("workspace"):
                 workspace = str(record["workspace"])
         user = interaction.user
@@ -1047,7 +1107,7 @@ class DiscordRuntime:
             if payload.guild_id is not None:
                 workspace = str(payload.guild_id)
             else:
-                record = await asyncio.to_thread(self.core.store.message, key)
+                record = await asyncio.to_thread(self.core.chat.message, key)
                 if not record or not record.get("workspace"):
                     return  # not a paper message paperbot sent
                 workspace = str(record["workspace"])
@@ -1113,10 +1173,14 @@ def configure_endpoints(settings: Settings) -> None:
 
 
 def build_discord(
-    core: BotCore, settings: Settings, *, guild_ready_timeout: float = 2.0
+    core: BotCore,
+    settings: Settings,
+    *,
+    guild_ready_timeout: float = 2.0,
+    shards: Shards | None = None,
 ) -> DiscordRuntime:
-    """The Discord runtime for `paperbot run`: registers its DiscordPort on the core."""
+    """The Discord runtime (all shards, or `shards`): registers its DiscordPort on the core."""
     configure_endpoints(settings)
-    runtime = DiscordRuntime(core, settings, guild_ready_timeout=guild_ready_timeout)
+    runtime = DiscordRuntime(core, settings, guild_ready_timeout=guild_ready_timeout, shards=shards)
     core.register(runtime.port)
     return runtime

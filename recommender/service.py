@@ -4,7 +4,7 @@ Every process serves the model version published in Redis (`serving.live`), peop
 vectors fresh from their feedback in Redis (`serving.people`), vectors of papers newer than
 the model (`serving.papers`) and a search index that follows every process's ingests
 (`serving.follow`). A background watcher keeps all of it in step within seconds; nothing a
-person is being served waits on it. Only the process that holds the scheduler lease (or a
+person is being served waits on it. Only the process that runs the retrain job (or a
 one-process command such as `paperbot train` or the console) trains and publishes.
 """
 
@@ -129,7 +129,7 @@ class PaperService:
     def ensure_model(self) -> FittedState | None:
         """The served state: the published one, or until there is one, the content-only
         default (content and community signals, no feedback learned; people's own
-        feedback still folds in). Never trains on feedback: the scheduler's lease holder
+        feedback still folds in). Never trains on feedback: the retrain job
         does that and publishes.
         """
         if self.live.state is None:
@@ -276,16 +276,28 @@ class PaperService:
             )
 
     def train_if_needed(
-        self, progress: Callable[[str], None] | None = None
+        self,
+        progress: Callable[[str], None] | None = None,
+        *,
+        before_publish: Callable[[], None] | None = None,
     ) -> FittedState | None:
         """`train` when `needs_training` (checked again once no other fit is running)."""
         with self._train_lock:
             if not self.needs_training():
                 return None
-            return self.train(progress)
+            return self.train(progress, before_publish=before_publish)
 
-    def train(self, progress: Callable[[str], None] | None = None) -> FittedState:
-        """Fit a new model from the store, publish it to every process and serve it here."""
+    def train(
+        self,
+        progress: Callable[[str], None] | None = None,
+        *,
+        before_publish: Callable[[], None] | None = None,
+    ) -> FittedState:
+        """Fit a new model from the store, publish it to every process and serve it here.
+
+        `before_publish` runs just before the publish; raising there publishes nothing
+        (the scheduler checks that it still holds its lease).
+        """
         with self._train_lock:
             version_before = self.store.feedback_version()
             # Feedback is read (mostly waiting on Redis) while the catalogue's content is fit.
@@ -307,6 +319,8 @@ class PaperService:
             parts.trained_feedback_version = version_before
             if progress:
                 progress("publishing")
+            if before_publish is not None:
+                before_publish()
             return self.live.publish(parts, assemble(parts))
 
     # -- feedback ------------------------------------------------------------------------

@@ -77,6 +77,10 @@ class FakeDiscord:
         # (channel, nonce) -> the message an enforced nonce already created.
         self.nonces: dict[tuple[str, str], dict[str, Any]] = {}
         self.sockets: list[web.WebSocketResponse] = []
+        # The (shard id, shard count) each socket identified with (absent: unsharded).
+        self.shard_of: dict[int, tuple[int, int]] = {}
+        # (event, shard id or None) for every dispatch, in order.
+        self.dispatched: list[tuple[str, int | None]] = []
         self._ids = itertools.count(1200000000000000000)
         self._seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -134,11 +138,31 @@ class FakeDiscord:
             await asyncio.sleep(0.02)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a gateway DISPATCH to every connected client."""
+        """Send a gateway DISPATCH to the clients that get it, as Discord routes events.
+
+        A sharded connection gets a guild's events only if it holds the guild's shard,
+        (guild_id >> 22) % shard_count, and DMs only on shard 0; an unsharded one gets all.
+        """
         assert self.sockets, "no gateway connection"
         frame = {"op": 0, "t": event, "s": next(self._seq), "d": data}
+        guild = data.get("guild_id") if isinstance(data, dict) else None
         for ws in self.sockets:
+            shard = self.shard_of.get(id(ws))
+            if shard is not None:
+                wanted = (int(guild) >> 22) % shard[1] if guild else 0
+                if shard[0] != wanted:
+                    continue
+            self.dispatched.append((event, shard[0] if shard else None))
             await ws.send_str(json.dumps(frame))
+
+    def command_syncs(self) -> int:
+        """How many times the bot published its application commands."""
+        return sum(
+            1
+            for c in self.calls
+            if c.method == "PUT" and c.path.startswith("/applications/")
+            and c.path.endswith("/commands")
+        )
 
     def interaction(
         self,
@@ -498,6 +522,9 @@ class FakeDiscord:
                 await ws.send_str(json.dumps({"op": 11}))
             elif op == 2:
                 self.identifies.append(frame["d"])
+                shard = frame["d"].get("shard")
+                if shard:
+                    self.shard_of[id(ws)] = (int(shard[0]), int(shard[1]))
                 self.sockets.append(ws)
                 ready = {
                     "v": 10,
@@ -505,7 +532,7 @@ class FakeDiscord:
                     "guilds": [],
                     "session_id": "session-1",
                     "resume_gateway_url": self.gateway_url,
-                    "shard": [0, 1],
+                    "shard": list(shard) if shard else [0, 1],
                     "application": {"id": APP_ID, "flags": 0},
                 }
                 await ws.send_str(

@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import scheduler as sched
 from bot.config import Settings, load_settings
+from bot.repo.clock import LEASE_KEY, ClockLease, Fence, FencedOut, FencedStore, job_lock, last_runs
 from recommender import pipeline
 from recommender.index import SearchIndex
 from recommender.store import Store
@@ -261,34 +262,141 @@ def test_arxiv_search_query() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def test_lease_is_exclusive_and_token_checked(store: Store) -> None:
-    """Only one holder; renew and release only work for the holder's token."""
-    first = sched.Lease(store, "test", ttl=5)
-    second = sched.Lease(store, "test", ttl=5)
-    assert first.acquire()
-    assert not second.acquire()
+def test_lease_is_exclusive_and_fenced(store: Store) -> None:
+    """Only one holder; each acquisition takes a higher fence; an old fence is refused."""
+    first = ClockLease(store.r, ttl=5)
+    second = ClockLease(store.r, ttl=5)
+    fence = first.acquire()
+    assert fence is not None and fence.valid()
+    assert second.acquire() is None
     assert not second.renew()
-    assert not second.release()
     assert first.renew()
-    assert first.holder() == first.token
-    assert first.release()
-    assert second.acquire()
+    assert first.holder()["fence"] == str(fence.token)
+    assert fence.record_run("ingest:hf", 123.0)
+    first.release()
+    assert not fence.valid()
+    newer = second.acquire()
+    assert newer is not None and newer.token == fence.token + 1
     assert not first.renew()
+    with pytest.raises(FencedOut):
+        fence.check("a late write")
+    assert not fence.record_run("ingest:hf", 456.0)
+    assert last_runs(store.r) == {"ingest:hf": 123.0}
     second.release()
+
+
+def test_stats_names_the_process_running_the_clock(store: Store) -> None:
+    """`paperbot stats` says who holds the lease, or that nobody does."""
+    from rich.console import Console
+
+    from bot.__main__ import _print_clock
+    from bot.cli_app import App
+
+    out = Console(record=True, width=200)
+    app = App(settings_for("http://127.0.0.1:9"), out, out)
+    _print_clock(app, store)
+    lease = ClockLease(store.r, ttl=5)
+    fence = lease.acquire()
+    assert fence is not None
+    _print_clock(app, store)
+    lease.release()
+    lines = out.export_text().splitlines()
+    assert lines[0].startswith("Scheduler: nobody holds the lease")
+    assert f"pid {os.getpid()}" in lines[1] and f"(fence {fence.token})" in lines[1]
 
 
 def test_lease_expires_without_renewal(store: Store) -> None:
     """A crashed holder's lease runs out, and another process takes over."""
-    first = sched.Lease(store, "test", ttl=0.2)
-    second = sched.Lease(store, "test", ttl=0.2)
-    assert first.acquire()
-    assert wait_for(second.acquire, timeout=2)
+    first = ClockLease(store.r, ttl=0.2)
+    second = ClockLease(store.r, ttl=0.2)
+    old = first.acquire()
+    assert old is not None
+    assert wait_for(lambda: second.acquire() is not None, timeout=2)
     assert not first.renew()
+    assert not old.valid()
 
 
-def _quiet_scheduler(runtime: sched.Runtime, *, run_now: bool = True) -> BackgroundScheduler:
+def test_fenced_store_checks_before_writes_only(store: Store) -> None:
+    """Reads pass; a write after the lease moved raises FencedOut and writes nothing."""
+    lease = ClockLease(store.r, ttl=5)
+    fence = lease.acquire()
+    assert fence is not None
+    fenced_store = FencedStore(store, fence, "ingest jsonl")
+    report = pipeline.ingest_source(fenced_store, "jsonl", path=FIXTURES / "seed_papers.jsonl")
+    assert report.new == 95
+    store.r.delete(LEASE_KEY)  # the lease ran out while this holder was paused
+    ClockLease(store.r, ttl=5).acquire()
+    assert fenced_store.paper_count() == 95
+    with pytest.raises(FencedOut):
+        fenced_store.log_ingest(report)
+    assert len(store.ingest_log(count=10)) == 1
+
+
+def test_first_run_times_keep_rhythm_and_stagger() -> None:
+    """Jobs run recently keep their rhythm; due ones start a stagger apart, not at once."""
+    jobs = [("ingest:hf", 3600.0), ("ingest:arxiv", 3600.0), ("ingest:rss", 3600.0)]
+    last = {"ingest:hf": 1000.0 - 600, "ingest:arxiv": 1000.0 - 7200}
+    times = sched.first_run_times(jobs, last, 1000.0, stagger=10)
+    assert times == {"ingest:hf": 4000.0, "ingest:arxiv": 1000.0, "ingest:rss": 1010.0}
+    quiet = sched.first_run_times(jobs, {}, 1000.0, stagger=10, run_now=False)
+    assert set(quiet.values()) == {4600.0}
+
+
+def test_a_job_runs_in_one_process_at_a_time(store: Store) -> None:
+    """The per-job lock: a second holder is refused while the first runs, then allowed."""
+    with job_lock(store.r, "ingest:hf", ttl=0.3) as first:
+        assert first
+        with job_lock(store.r, "ingest:hf", ttl=0.3) as second:
+            assert not second
+        time.sleep(0.5)  # kept alive past its TTL by the extender
+        with job_lock(store.r, "ingest:hf", ttl=0.3) as third:
+            assert not third
+    with job_lock(store.r, "ingest:hf", ttl=0.3) as again:
+        assert again
+        waited: list[float] = []
+        began = time.monotonic()
+        with job_lock(
+            store.r, "ingest:hf", ttl=0.3, wait=0.2, on_wait=lambda: waited.append(1)
+        ) as late:
+            assert not late and waited == [1]
+        assert time.monotonic() - began >= 0.1  # it did wait (redis-py polls every 0.1 s)
+    # A crashed holder's lock (never extended) runs out; a waiting job then gets it.
+    store.r.set("pb:{clock}:running:ingest:hf", b"dead", px=300)
+    with job_lock(store.r, "ingest:hf", ttl=0.3, wait=2) as after_crash:
+        assert after_crash
+
+
+def test_a_stale_holder_neither_publishes_a_model_nor_runs_digests(store: Store) -> None:
+    """The retrain publish and the digest run check the fence of their lease term."""
+    from bot.core import BotCore
+    from recommender.service import PaperService
+
+    pipeline.ingest_source(store, "jsonl", path=FIXTURES / "seed_papers.jsonl")
+    core = BotCore(PaperService(store, encoder=None))
+    runtime = sched.Runtime(settings_for("http://127.0.0.1:9"), store, core=core)
+    fence = ClockLease(store.r, ttl=5).acquire()
+    assert fence is not None
+    store.r.delete(LEASE_KEY)
+    assert ClockLease(store.r, ttl=5).acquire() is not None  # another process took over
+    assert sched.retrain_job(runtime, fence) is False
+    assert store.current_model() is None
+    assert sched.digest_job(runtime, fence=fence) == {}
+    assert "retrain" not in last_runs(store.r)
+    # The current holder's fence publishes.
+    current = ClockLease(store.r, ttl=120)  # nobody renews it here: outlast the fit
+    store.r.delete(LEASE_KEY)
+    fresh = current.acquire()
+    assert fresh is not None
+    assert sched.retrain_job(runtime, fresh) is True
+    assert store.current_model() is not None
+    assert "retrain" in last_runs(store.r)
+
+
+def _quiet_scheduler(
+    runtime: sched.Runtime, *, run_now: bool = True, fence: Fence | None = None
+) -> BackgroundScheduler:
     """The real scheduler without the start-up ingest (these tests are about the lease)."""
-    return sched.build_scheduler(runtime, run_now=False)
+    return sched.build_scheduler(runtime, run_now=False, fence=fence)
 
 
 def test_second_service_stands_by_then_takes_over(server, store: Store) -> None:
@@ -308,6 +416,7 @@ def test_second_service_stands_by_then_takes_over(server, store: Store) -> None:
         one.shutdown()
         assert one.scheduler is None
         assert two.tick() is True
+        assert two.fence is not None and two.fence.valid()
     finally:
         one.shutdown()
         two.shutdown()
@@ -321,12 +430,52 @@ def test_service_stops_scheduling_when_the_lease_is_lost(server, store: Store) -
     )
     try:
         assert service.tick()
-        store.r.set(service.lease.key, b"someone-else")
+        store.r.set(LEASE_KEY, b"someone-else")
         assert service.tick() is False
         assert service.scheduler is None
     finally:
         service.shutdown()
-    assert store.r.get(service.lease.key) == b"someone-else"
+    assert store.r.get(LEASE_KEY) == b"someone-else"
+
+
+def test_losing_the_lease_lets_the_running_job_finish_without_blocking(store: Store) -> None:
+    """The tick that finds the lease gone returns at once; the running job ends; no second
+    clock starts here until it has."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_job() -> None:
+        started.set()
+        release.wait(10)
+
+    def factory(
+        runtime: sched.Runtime, *, run_now: bool = True, fence: Fence | None = None
+    ) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler()
+        scheduler.add_job(slow_job, "date", id="slow")
+        return scheduler
+
+    settings = settings_for("http://127.0.0.1:9", sources=["hf"])
+    service = sched.SchedulerService(
+        sched.Runtime(settings, store), lease_ttl=5, scheduler_factory=factory
+    )
+    try:
+        assert service.tick()
+        assert started.wait(5)
+        store.r.delete(LEASE_KEY)  # expired while this process was busy
+        began = time.monotonic()
+        assert service.tick() is False
+        assert time.monotonic() - began < 1.0
+        stopping = service._stopping
+        assert stopping is not None and stopping.is_alive()
+        assert service.tick() is False  # the lease is free, but the old term still runs
+        assert store.r.get(LEASE_KEY) is None
+        release.set()
+        stopping.join(5)
+        assert not stopping.is_alive()
+        assert service.tick() is True  # now it may hold the clock again, with a new fence
+    finally:
+        release.set()
+        service.shutdown()
 
 
 # ---------------------------------------------------------------------------------------
@@ -406,7 +555,7 @@ def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -
         assert "paperbot stopped." in err_one
         assert "Traceback" not in err_one
         # The lease was released on the way out, so a restart need not wait for the TTL.
-        assert store.r.get(f"pb:lease:{sched.LEASE_NAME}") is None
+        assert store.r.get(LEASE_KEY) is None
     finally:
         for run in (first, second):
             if run is not None and run.proc.poll() is None:
