@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from redis.cluster import PipelineStrategy
 from redis.crc import key_slot
 
 KeyT = str | bytes
@@ -20,6 +21,18 @@ KeyT = str | bytes
 def slot_of(key: KeyT) -> int:
     """The cluster slot a key hashes to (its `{hash tag}` if it has one)."""
     return key_slot(key.encode() if isinstance(key, str) else key)
+
+
+def _routed(pipe: Any, key: KeyT) -> dict[str, Any]:
+    """Options that send a queued command straight to the node owning `key`'s slot.
+
+    A non-transactional cluster pipeline otherwise asks the server for the keys of every
+    queued command it has no routing rule for (EVAL among them): one extra round trip
+    per command. A slot that moved meanwhile is still followed (MOVED is retried).
+    """
+    if isinstance(getattr(pipe, "_execution_strategy", None), PipelineStrategy):
+        return {"target_nodes": pipe.get_node_from_key(key)}
+    return {}
 
 
 def group_by_slot(keys: Sequence[KeyT]) -> dict[int, list[int]]:
@@ -39,7 +52,7 @@ def mget(client: Any, keys: Sequence[KeyT], *, split: bool) -> list[bytes | None
     groups = group_by_slot(keys)
     pipe = client.pipeline(transaction=False)
     for where in groups.values():
-        pipe.execute_command("MGET", *(keys[i] for i in where))
+        pipe.execute_command("MGET", *(keys[i] for i in where), **_routed(pipe, keys[where[0]]))
     out: list[bytes | None] = [None] * len(keys)
     for where, values in zip(groups.values(), pipe.execute(), strict=True):
         for i, value in zip(where, values, strict=True):
@@ -59,7 +72,7 @@ def queue_mset(pipe: Any, mapping: Mapping[KeyT, Any], *, split: bool) -> None:
         flat: list[Any] = []
         for i in where:
             flat += [keys[i], mapping[keys[i]]]
-        pipe.execute_command("MSET", *flat)
+        pipe.execute_command("MSET", *flat, **_routed(pipe, flat[0]))
 
 
 def queue_delete(pipe: Any, keys: Sequence[KeyT], *, split: bool) -> None:
@@ -70,7 +83,7 @@ def queue_delete(pipe: Any, keys: Sequence[KeyT], *, split: bool) -> None:
         pipe.delete(*keys)
         return
     for where in group_by_slot(keys).values():
-        pipe.execute_command("DEL", *(keys[i] for i in where))
+        pipe.execute_command("DEL", *(keys[i] for i in where), **_routed(pipe, keys[where[0]]))
 
 
 def delete(client: Any, keys: Sequence[KeyT], *, split: bool) -> int:
@@ -86,7 +99,8 @@ def delete(client: Any, keys: Sequence[KeyT], *, split: bool) -> int:
 
 def queue_eval(pipe: Any, script: str, keys: Sequence[KeyT], *args: Any) -> None:
     """Queue a script on `pipe` (a cluster pipeline has no `eval` method, only the command)."""
-    pipe.execute_command("EVAL", script, len(keys), *keys, *args)
+    options = _routed(pipe, keys[0]) if keys else {}
+    pipe.execute_command("EVAL", script, len(keys), *keys, *args, **options)
 
 
 def eval_each_slot(
