@@ -40,6 +40,14 @@ Redis Cluster slot):
     pb:model:current                string  JSON pointer to the version every process serves
     pb:model:versions               zset    version -> published epoch
     pb:model:read                   zset    version -> last time a process started reading it
+
+Redis Cluster (`redis+cluster://host:port`, see recommender.connection): a person's keys
+share the `{uid}` hash tag, so one slot; a subscription's share `{subscriber}`. No
+command, transaction or script spans two slots there: multi-key reads and writes over
+papers or people go one slot at a time in one pipeline (recommender.slots), and the few
+steps that are transactions on one server (a paper batch, the feedback counters) become
+ordered steps. On one server every path keeps its one-command, one-round-trip form, and
+the key names are the same on both, so existing data needs no migration.
 """
 
 from __future__ import annotations

@@ -92,3 +92,27 @@ def test_an_unreachable_cluster_is_one_clear_line() -> None:
     message = str(caught.value)
     assert message.startswith("cannot reach Redis at redis+cluster://:***@127.0.0.1:")
     assert "s3cret" not in message and "\n" not in message
+
+
+def test_read_modify_write_and_a_workspace_purge_on_a_cluster(cluster_store: Store) -> None:
+    """WATCH/MULTI on a person's slot retries cleanly; a purge finds keys on every node."""
+    from bot.slack_purge import purge_team
+
+    store = cluster_store
+    uid = "slack:T7:U1"
+    for n in range(3):
+        store.update_user_json(uid, "onboard", lambda v, n=n: {**(v or {}), f"k{n}": n})
+    assert store.get_user_json(uid, "onboard") == {"k0": 0, "k1": 1, "k2": 2}
+    for i in range(12):
+        store.apply_feedback(f"slack:T7:U{i}", f"2401.0000{i % 3}", "like")
+        store.put_subscription(
+            f"dm:slack:T7:U{i}",
+            {"id": f"dm:slack:T7:U{i}", "platform": "slack", "workspace": "T7"},
+        )
+        store.remember_message(f"slack:T7:C1:{i}", {"paper": "2401.00001", "workspace": "T7"})
+    store.apply_feedback("slack:T8:U1", "2401.00001", "like")
+    assert purge_team(store, "T7") > 0
+    # A deleted subscription keeps its order counter (a number) by design of `delete_subscription`.
+    left = {k.decode() for k in store.r.scan_iter(match="*T7*")}
+    assert {k for k in left if not k.endswith(":seq")} == set(), left
+    assert store.likers(["2401.00001"])["2401.00001"] == {"slack:T8:U1"}
