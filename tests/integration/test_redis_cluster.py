@@ -116,3 +116,14 @@ def test_read_modify_write_and_a_workspace_purge_on_a_cluster(cluster_store: Sto
     left = {k.decode() for k in store.r.scan_iter(match="*T7*")}
     assert {k for k in left if not k.endswith(":seq")} == set(), left
     assert store.likers(["2401.00001"])["2401.00001"] == {"slack:T8:U1"}
+
+
+def test_a_plain_url_with_cluster_1_connects_to_the_cluster(redis_cluster_url: str) -> None:
+    """`redis://host:port/0?cluster=1` is the same cluster as `redis+cluster://host:port`."""
+    port = redis_cluster_url.rsplit(":", 1)[1]
+    store = Store.connect(f"redis://127.0.0.1:{port}/0?cluster=1")
+    try:
+        assert isinstance(store.r, RedisCluster) and store.by_slot
+        assert len(store.r.get_primaries()) == 3
+    finally:
+        store.close()
