@@ -55,3 +55,12 @@ def client_from_url(url: str) -> redis.Redis | RedisCluster:
 def is_cluster(client: Any) -> bool:
     """Whether `client` talks to a Redis Cluster."""
     return isinstance(client, RedisCluster)
+
+
+def is_cluster_node(client: redis.Redis) -> bool:
+    """Whether a single-server client is in fact talking to one node of a cluster."""
+    try:
+        return bool(client.info("cluster").get("cluster_enabled"))
+    except redis.ResponseError:
+        # A server that hides INFO (some managed offerings) is taken at its URL's word.
+        return False

@@ -73,7 +73,7 @@ from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.retry import Retry
 
 from recommender import slots
-from recommender.connection import client_from_url, is_cluster
+from recommender.connection import client_from_url, is_cluster, is_cluster_node
 from recommender.types import IngestReport, Paper
 
 PREFIX = "pb:"
@@ -450,6 +450,13 @@ class Store:
             store = cls(_embedded_client(data_dir), where="embedded Redis")
         try:
             store.ping()
+            if url and not store.by_slot and is_cluster_node(store.r):
+                # Plain commands to one node would fail later, key by key, with MOVED.
+                store.close()
+                raise StoreUnavailable(
+                    f"Redis at {store.where} is a Redis Cluster node: name the cluster "
+                    "with redis+cluster://host:port (or add ?cluster=1)"
+                )
         except StoreUnavailable:
             store.close()
             raise

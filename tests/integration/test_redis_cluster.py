@@ -127,3 +127,12 @@ def test_a_plain_url_with_cluster_1_connects_to_the_cluster(redis_cluster_url: s
         assert len(store.r.get_primaries()) == 3
     finally:
         store.close()
+
+
+def test_a_plain_url_to_a_cluster_node_says_how_to_name_the_cluster(
+    redis_cluster_url: str,
+) -> None:
+    """Not MOVED errors later, key by key: one line at connect."""
+    port = redis_cluster_url.rsplit(":", 1)[1]
+    with pytest.raises(StoreUnavailable, match=r"is a Redis Cluster node: .*redis\+cluster://"):
+        Store.connect(f"redis://127.0.0.1:{port}/0")
