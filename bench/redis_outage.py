@@ -34,6 +34,7 @@ from bot.config import load_settings  # noqa: E402
 from bot.core import UNAVAILABLE, BotCore  # noqa: E402
 from bot.feedback import button_value  # noqa: E402
 from bot.ports import Context, Sent  # noqa: E402
+from bot.repo import ChatRepo  # noqa: E402
 from recommender.ingest import ingest  # noqa: E402
 from recommender.service import PaperService  # noqa: E402
 from recommender.sources import parse_body  # noqa: E402
@@ -106,7 +107,7 @@ def run(server: RedisServer, outage: float) -> int:
     core.register(port)
     core.answer(CTX, "subscribe daily 09:00 UTC")
     papers = store.all_paper_ids()
-    store.remember_message("slack:D1:1.0", {"paper": papers[1], "workspace": "T1"})
+    ChatRepo(store).remember_message("slack:D1:1.0", {"paper": papers[1], "workspace": "T1"})
     runtime = sched.Runtime(settings=load_settings(), store=store, core=core)
     due = next_due()
 

@@ -15,6 +15,7 @@ from bot.feedback import limit_reply
 from bot.importer import IMPORT_HELP, Importer
 from bot.onboarding import ANSWERS_NEEDED, Onboarding
 from bot.ports import Context, Reply
+from bot.repo import ChatRepo
 from bot.subscriptions import (
     DAYS,
     DEFAULT_TIME,
@@ -191,6 +192,7 @@ class CommandService:
     ) -> None:
         self.service = service
         self.store = service.store
+        self.chat = ChatRepo(service.store)
         self.builder = DigestBuilder(service)
         self.clock = clock
         self.onboarding = Onboarding(service, clock=clock)
@@ -245,7 +247,7 @@ class CommandService:
             **({"tz": ctx.timezone} if ctx.timezone else {}),
         )
         if ctx.channel_key and not ctx.is_dm:
-            self.store.add_channel_member(ctx.channel_key, ctx.uid)
+            self.chat.add_channel_member(ctx.channel_key, ctx.uid)
         return first
 
     def offer_card(self, ctx: Context, reply: Reply) -> None:
@@ -320,7 +322,7 @@ class CommandService:
     def digest(self, ctx: Context, rest: str) -> Reply:
         """`digest`: the best unseen papers for the asker, now (and marked as sent)."""
         now = self.clock()
-        sub = self.store.get_subscription(
+        sub = self.chat.get_subscription(
             subscription_id("dm", ctx.platform, ctx.workspace, ctx.user)
         )
         since = (sub or {}).get("last_sent") or now - ON_DEMAND_LOOKBACK
@@ -379,7 +381,7 @@ class CommandService:
         )
         # Keep history so an edit neither resends nor skips papers (merged in the store's
         # one atomic step, so a digest finishing meanwhile is not undone).
-        existing = self.store.put_subscription(
+        existing = self.chat.put_subscription(
             sid, sub.to_dict(), keep=("last_sent", "last_period", "created")
         )
         nxt = next_slot(sub, datetime.fromtimestamp(self.clock(), UTC))
@@ -397,14 +399,14 @@ class CommandService:
             if not ctx.channel or ctx.is_dm:
                 return Reply("Run `/papers unsubscribe channel` inside the channel.")
             sid = subscription_id("channel", ctx.platform, ctx.workspace, ctx.channel)
-            gone = self.store.delete_subscription(sid)
+            gone = self.chat.delete_subscription(sid)
             return Reply(
                 "This channel's team digest is off." if gone else "This channel has no team digest."
             )
         if rest:
             return Reply(help_text("unsubscribe"))
         sid = subscription_id("dm", ctx.platform, ctx.workspace, ctx.user)
-        gone = self.store.delete_subscription(sid)
+        gone = self.chat.delete_subscription(sid)
         return Reply(
             "Your DM digest is off. Your likes and saved papers stay."
             if gone
@@ -424,7 +426,7 @@ class CommandService:
         now = datetime.fromtimestamp(self.clock(), UTC)
         mine = [
             Subscription.from_dict(s)
-            for s in self.store.subscriptions()
+            for s in self.chat.subscriptions()
             if s.get("owner") == ctx.uid
             or (
                 s.get("kind") == "channel"
@@ -566,16 +568,17 @@ class CommandService:
         """`forget-me`, then `forget-me confirm` within five minutes."""
         token = f"forget:{ctx.uid}"
         if rest.lower() != "confirm":
-            self.store.mark(token, FORGET_WINDOW)
+            self.chat.mark(token, FORGET_WINDOW)
             return Reply(
                 "This deletes everything paperbot knows about you: likes, saved papers, topics, "
                 "muted authors, subscriptions and digest history. It cannot be undone.\n"
                 "To go ahead, run `/papers forget-me confirm` within 5 minutes."
             )
-        if not self.store.is_marked(token):
+        if not self.chat.is_marked(token):
             return Reply("Run `/papers forget-me` first; then confirm within 5 minutes.")
-        self.store.release_once(token)
+        self.chat.release_once(token)
         self.store.forget_user(ctx.uid)
+        self.chat.forget_subscriber(ctx.uid)
         return Reply("Done: everything about you is deleted. Thanks for trying paperbot.")
 
 

@@ -14,6 +14,7 @@ from bot.digest import DigestBuilder
 from bot.feedback import FeedbackHandler, Outcome
 from bot.importer import ArxivLookup, Importer
 from bot.ports import ChatPort, Context, Reply
+from bot.repo import ChatRepo
 from recommender.service import PaperService
 from recommender.sources import arxiv_api
 from recommender.store import Store, StoreUnavailable
@@ -35,6 +36,7 @@ class BotCore:
 
     def __post_init__(self) -> None:
         self.store: Store = self.service.store
+        self.chat = ChatRepo(self.store)
         self.commands = CommandService(
             self.service, importer=Importer(self.service, ArxivLookup(self.arxiv_url))
         )
@@ -124,7 +126,7 @@ class BotCore:
         try:
             with self._lock:
                 outcome = self.feedback.reaction(ctx, message_key, emoji, removed=removed)
-                record = self.store.message(message_key) if outcome is not None else None
+                record = self.chat.message(message_key) if outcome is not None else None
                 if outcome is not None and record and not removed:
                     outcome = self._with_progress(ctx, str(record.get("paper") or ""), outcome)
                 return outcome

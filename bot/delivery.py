@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.digest import DigestBuilder
 from bot.ports import ChatPort, DeliveryError, Digest, Image, PaperCard, Sent, Target
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription, due
 from recommender.store import Store
 
@@ -46,6 +47,7 @@ class Delivery:
 
     def __init__(self, store: Store, builder: DigestBuilder, ports: dict[str, ChatPort]) -> None:
         self.store = store
+        self.chat = ChatRepo(store)
         self.builder = builder
         self.ports = ports
         # This process's lock token: a lock it could not release (Redis went away mid-send)
@@ -56,7 +58,7 @@ class Delivery:
     def due_subscriptions(self, now: datetime) -> list[tuple[Subscription, str]]:
         """(subscription, period) for every digest due at `now`."""
         out = []
-        for record in self.store.subscriptions():
+        for record in self.chat.subscriptions():
             sub = Subscription.from_dict(record)
             port = self.ports.get(sub.platform)
             if port is None or not serves(port, sub.workspace):
@@ -64,7 +66,7 @@ class Delivery:
             slot = due(sub, now)
             if slot is not None:
                 out.append((sub, slot[0]))
-            elif self.store.get_pending(f"{sub.id}:{sub.last_period}"):
+            elif self.chat.get_pending(f"{sub.id}:{sub.last_period}"):
                 # A digest that failed earlier is retried until it goes out.
                 out.append((sub, sub.last_period or ""))
         return out
@@ -81,31 +83,31 @@ class Delivery:
         """Build (or resume) and post one digest: `sent`, `empty`, `skipped`, `retry`, `failed`."""
         now = now or datetime.now(UTC)
         key = f"{sub.id}:{period}"
-        if self.store.is_marked(f"sent:{key}"):
+        if self.chat.is_marked(f"sent:{key}"):
             return "skipped"
         lock = f"sending:{key}"
-        if key in self._sending or not self.store.acquire_lease(lock, self._token, LOCK_TTL * 1000):
+        if key in self._sending or not self.chat.acquire_lease(lock, self._token, LOCK_TTL * 1000):
             return "skipped"
         self._sending.add(key)
         try:
             return await self._send_locked(sub, period, key, now)
         finally:
             self._sending.discard(key)
-            self.store.release_lease(lock, self._token)
+            self.chat.release_lease(lock, self._token)
 
     async def _send_locked(self, sub: Subscription, period: str, key: str, now: datetime) -> str:
         """The body of `send`, with the per-digest lock held."""
-        pending = self.store.get_pending(key)
+        pending = self.chat.get_pending(key)
         if pending is None:
             digest = await asyncio.to_thread(self.builder.digest_for, sub, period, now.timestamp())
             if digest is None:
                 self._finish(sub, period, key, [], now)
                 return "empty"
             pending = {"digest": _digest_dict(digest), "done": [], "thread": None, "attempts": 0}
-            self.store.put_pending(key, pending)
+            self.chat.put_pending(key, pending)
             # Record the period at once: a failure now resumes this digest, not a new one.
             sub.last_period = period
-            self.store.update_subscription(sub.id, {"last_period": period})
+            self.chat.update_subscription(sub.id, {"last_period": period})
         digest = _digest_from(pending["digest"])
         port = self.ports[sub.platform]
         target = target_of(sub)
@@ -114,29 +116,29 @@ class Delivery:
                 intro = await self._post(port, pending, key, target, digest, None)
                 pending["thread"] = intro.message_key
                 pending["inflight"] = None
-                self.store.put_pending(key, pending)
+                self.chat.put_pending(key, pending)
             if digest.image is not None and not pending.get("image_done"):
                 await post_image(port, target, digest.image, pending["thread"])
                 pending["image_done"] = True
-                self.store.put_pending(key, pending)
+                self.chat.put_pending(key, pending)
             for card in [*digest.cards, *digest.top]:
                 if card.paper_id in pending["done"]:
                     continue
                 sent = await self._post(port, pending, key, target, digest, card)
-                self.store.remember_message(
+                self.chat.remember_message(
                     sent.message_key,
                     {"paper": card.paper_id, "sub": sub.id, "workspace": sub.workspace},
                 )
                 pending["done"].append(card.paper_id)
                 pending["inflight"] = None
-                self.store.put_pending(key, pending)
+                self.chat.put_pending(key, pending)
                 # Posted is sent: a later digest must not offer it again, even if this one
                 # never completes.
                 self.store.mark_seen(sub.subscriber, [card.paper_id], now.timestamp())
         except DeliveryError as exc:
             pending["attempts"] += 1
             pending["error"] = str(exc)
-            self.store.put_pending(key, pending)
+            self.chat.put_pending(key, pending)
             log.warning("digest %s not delivered yet: %s", key, exc)
             if exc.permanent and pending["attempts"] == 1:
                 await self._tell_owner(sub, exc)
@@ -173,7 +175,7 @@ class Delivery:
                     return found
         else:
             pending["inflight"] = name
-            self.store.put_pending(key, pending)
+            self.chat.put_pending(key, pending)
         if card is None:
             return await port.post_intro(target, digest)
         return await port.post_card(target, digest, card, pending["thread"])
@@ -183,12 +185,10 @@ class Delivery:
     ) -> None:
         """Bookkeeping after a digest went out (or had nothing to say)."""
         self.store.mark_seen(sub.subscriber, papers, now.timestamp())
-        self.store.mark(f"sent:{key}", SENT_TTL)
-        self.store.clear_pending(key)
+        self.chat.mark(f"sent:{key}", SENT_TTL)
+        self.chat.clear_pending(key)
         # One atomic step: the subscriber may change or cancel it while this digest goes out.
-        self.store.update_subscription(
-            sub.id, {"last_period": period, "last_sent": now.timestamp()}
-        )
+        self.chat.update_subscription(sub.id, {"last_period": period, "last_sent": now.timestamp()})
 
     async def _tell_owner(self, sub: Subscription, exc: DeliveryError) -> None:
         """Let the person who set up a digest know why it is stuck (by DM, best effort)."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from bot.ports import Digest, Image, PaperCard
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription
 from bot.team import Team
 from bot.trends import Trends, chart
@@ -81,6 +82,7 @@ class DigestBuilder:
     def __init__(self, service: PaperService) -> None:
         self.service = service
         self.store = service.store
+        self.chat = ChatRepo(service.store)
 
     def candidates(self, subscriber: str, since: float, *, limit: int = 2000) -> list[Paper]:
         """Papers first seen since `since` that this subscriber has not been sent."""
@@ -98,7 +100,7 @@ class DigestBuilder:
     def team(self, sub: Subscription, *, since: float, n: int = 10) -> list[tuple[Ranked, int]]:
         """A channel's digest: ranked for its members together, with teammates' likes."""
         channel = sub.subscriber
-        members = sorted(self.store.channel_members(channel) | {sub.owner})
+        members = sorted(self.chat.channel_members(channel) | {sub.owner})
         pool = {p.id: p for p in self.candidates(channel, since)}
         team = f"{sub.platform}:{sub.workspace}"
         # Papers teammates liked lately join the pool even if they are not brand new.

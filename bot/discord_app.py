@@ -926,7 +926,7 @@ class DiscordRuntime:
         guild_id = interaction.guild_id
         workspace = str(guild_id) if guild_id else "dm"
         if guild_id is None and key:
-            record = await asyncio.to_thread(self.core.store.message, key)
+            record = await asyncio.to_thread(self.core.chat.message, key)
             if record and record.get("workspace"):
                 workspace = str(record["workspace"])
         user = interaction.user
@@ -1047,7 +1047,7 @@ class DiscordRuntime:
             if payload.guild_id is not None:
                 workspace = str(payload.guild_id)
             else:
-                record = await asyncio.to_thread(self.core.store.message, key)
+                record = await asyncio.to_thread(self.core.chat.message, key)
                 if not record or not record.get("workspace"):
                     return  # not a paper message paperbot sent
                 workspace = str(record["workspace"])

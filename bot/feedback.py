@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.ports import Context
+from bot.repo import ChatRepo
 from recommender.service import LIMITS, PaperService
 from recommender.store import WordLimitReached
 from recommender.types import Feedback
@@ -124,6 +125,7 @@ class FeedbackHandler:
 
     def __init__(self, service: PaperService) -> None:
         self.service = service
+        self.chat = ChatRepo(service.store)
 
     def apply(
         self,
@@ -148,7 +150,7 @@ class FeedbackHandler:
             )
         uid = ctx.uid
         if ctx.channel_key and not ctx.is_dm:
-            store.add_channel_member(ctx.channel_key, uid)
+            self.chat.add_channel_member(ctx.channel_key, uid)
         if kind is Feedback.MUTE:
             return self._mute(uid, paper, removed=removed, toggle=toggle, author=author)
         kinds = self.service.record(uid, paper.id, kind, removed=removed, toggle=toggle)
@@ -207,7 +209,7 @@ class FeedbackHandler:
         kind = emoji_feedback(emoji)
         if kind is None:
             return None
-        record = self.service.store.message(message_key)
+        record = self.chat.message(message_key)
         if not record or not record.get("paper"):
             return None
         if record.get("workspace") not in (None, ctx.workspace):
@@ -222,7 +224,7 @@ class FeedbackHandler:
         if parsed is None:
             return Outcome(False, "That button is not one of mine, so nothing was recorded.")
         if message_key:
-            record = self.service.store.message(message_key)
+            record = self.chat.message(message_key)
             if record and record.get("workspace") not in (None, ctx.workspace):
                 return Outcome(
                     False, "That digest belongs to another workspace, so I did not record it."

@@ -20,6 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import Settings
+from bot.repo import LeaseRepo
 from recommender import pipeline
 from recommender.embeddings import TextEncoder
 from recommender.index import SearchIndex
@@ -313,7 +314,7 @@ class Lease:
 
     def __init__(self, store: Store, name: str = LEASE_NAME, ttl: float = LEASE_TTL) -> None:
         """A lease on `pb:lease:<name>` lasting `ttl` seconds unless renewed."""
-        self.store = store
+        self.leases = LeaseRepo(store)
         self.name = name
         self.key = f"{PREFIX}lease:{name}"
         self.ttl_ms = max(1, int(ttl * 1000))
@@ -321,19 +322,19 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it (or it is already ours, which renews it)."""
-        return self.store.acquire_lease(self.name, self.token, self.ttl_ms)
+        return self.leases.acquire_lease(self.name, self.token, self.ttl_ms)
 
     def renew(self) -> bool:
         """Extend our lease; False if it expired and is gone or held by someone else."""
-        return self.store.renew_lease(self.name, self.token, self.ttl_ms)
+        return self.leases.renew_lease(self.name, self.token, self.ttl_ms)
 
     def release(self) -> bool:
         """Give the lease up now so a standby process can take over at once."""
-        return self.store.release_lease(self.name, self.token)
+        return self.leases.release_lease(self.name, self.token)
 
     def holder(self) -> str | None:
         """The current token, whoever holds it (for diagnostics)."""
-        return self.store.lease_holder(self.name)
+        return self.leases.lease_holder(self.name)
 
 
 class SchedulerService:

@@ -966,7 +966,7 @@ class SlackRuntime:
         if body.get("type") == "event_callback" and event_id:
             try:
                 first = await asyncio.to_thread(
-                    self.core.store.once, f"slack:event:{event_id}", EVENT_DEDUPE_TTL
+                    self.core.chat.once, f"slack:event:{event_id}", EVENT_DEDUPE_TTL
                 )
             except StoreUnavailable:
                 # Without the store nothing can be recorded anyway; let the listener say so.

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from bot.repo import ChatRepo
 from bot.slack_install import RedisInstallationStore, WorkspaceRecord
 from recommender.store import PREFIX, Store, chunked
 
@@ -65,10 +66,11 @@ def purge_team(store: Store, team: str) -> int:
     people = sorted(
         u for u in (m.decode() for m in store.r.smembers(f"{PREFIX}users")) if u.startswith(prefix)
     )
-    deleted = sum(store.forget_user(uid) for uid in people)
-    for sub in store.subscriptions():
+    chat = ChatRepo(store)
+    deleted = sum(store.forget_user(uid) + chat.forget_subscriber(uid) for uid in people)
+    for sub in chat.subscriptions():
         if sub.get("platform") == "slack" and sub.get("workspace") == team:
-            deleted += int(store.delete_subscription(str(sub["id"])))
+            deleted += int(chat.delete_subscription(str(sub["id"])))
     tag = _glob(team)
     # Channel teams, parked digests and "sent" markers name people and channels in their keys.
     for pattern in (

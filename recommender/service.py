@@ -4,7 +4,7 @@ Every process serves the model version published in Redis (`serving.live`), peop
 vectors fresh from their feedback in Redis (`serving.people`), vectors of papers newer than
 the model (`serving.papers`) and a search index that follows every process's ingests
 (`serving.follow`). A background watcher keeps all of it in step within seconds; nothing a
-person is being served waits on it. Only the process that holds the scheduler lease (or a
+person is being served waits on it. Only the process that runs the retrain job (or a
 one-process command such as `paperbot train` or the console) trains and publishes.
 """
 
@@ -129,7 +129,7 @@ class PaperService:
     def ensure_model(self) -> FittedState | None:
         """The served state: the published one, or until there is one, the content-only
         default (content and community signals, no feedback learned; people's own
-        feedback still folds in). Never trains on feedback: the scheduler's lease holder
+        feedback still folds in). Never trains on feedback: the retrain job
         does that and publishes.
         """
         if self.live.state is None:

@@ -22,32 +22,28 @@ Redis Cluster slot):
     pb:user:{<uid>}:seq             counter orders this person's feedback changes
     pb:likers:<paper>               set     people who like or saved the paper
     {pb:likers:<paper>}:seq         hash    person -> seq of the change the set reflects
-    pb:sub:{<subscriber>}           string  JSON of a subscription (personal DM or channel)
-    pb:sub:{<subscriber>}:seq       counter orders changes of that subscription
     pb:user:{<uid>}:onboard         string  JSON: the first-use card and its answers
     pb:user:{<uid>}:import          string  JSON: an author import waiting for confirmation
-    pb:subs                         set     every subscriber id
-    {pb:subs}:seq                   hash    subscriber -> seq of the change the set reflects
     pb:feedback:log                 stream  every feedback event (audit, retrain trigger)
     pb:feedback:version             counter bumped on every feedback change
     pb:feedback:touched             zset    user id -> feedback version of their last change
     pb:feedback:forgets             counter bumped whenever a person is forgotten
-    pb:msg:<platform message key>   hash    which paper(s) a sent message shows
-    pb:once:<key>                   string  idempotency / de-duplication markers (SET NX EX)
-    pb:lease:<name>                 string  leader lease token
     pb:papers:changes               stream  one entry per write: op (up|rm) and paper ids
     pb:model:{<version>}            hash    a trained model: chunks c0..cN and `meta` (JSON)
     pb:model:current                string  JSON pointer to the version every process serves
     pb:model:versions               zset    version -> published epoch
     pb:model:read                   zset    version -> last time a process started reading it
 
+Other `pb:` keys belong to whoever uses this Redis beside the recommender (its `flush_prefix`
+deletes them too).
+
 Redis Cluster (`redis+cluster://host:port`, see recommender.connection): a person's keys
-share the `{uid}` hash tag, so one slot; a subscription's share `{subscriber}`. No
-command, transaction or script spans two slots there: multi-key reads and writes over
-papers or people go one slot at a time in one pipeline (recommender.slots), and the few
-steps that are transactions on one server (a paper batch, the feedback counters) become
-ordered steps. On one server every path keeps its one-command, one-round-trip form, and
-the key names are the same on both, so existing data needs no migration.
+share the `{uid}` hash tag, so one slot. No command, transaction or script spans two
+slots there: multi-key reads and writes over papers or people go one slot at a time in
+one pipeline (recommender.slots), and the few steps that are transactions on one server
+(a paper batch, the feedback counters) become ordered steps. On one server every path
+keeps its one-command, one-round-trip form, and the key names are the same on both, so
+existing data needs no migration.
 """
 
 from __future__ import annotations
@@ -205,10 +201,6 @@ redis.call('sadd', KEYS[1], ARGV[1])
 return 1
 """
 
-# Delete a subscription record; returns {1 if it existed, seq}.
-_DELETE_RECORD = (
-    _SEQ_FN + "local gone = redis.call('del', KEYS[1]) return {gone, next_seq(KEYS[2])}"
-)
 # HGETALL of every key given, as a list of flat replies.
 _HGETALL_MANY = (
     "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('hgetall', k) end return out"
@@ -296,6 +288,9 @@ def _translate(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
+translate_errors = _translate
+
+
 # Paper fields in declaration order, and those holding datetimes (stored as ISO text).
 _PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
 _PAPER_FIELD_SET = frozenset(_PAPER_FIELDS)
@@ -375,11 +370,6 @@ def _user_key(uid: str, suffix: str) -> str:
     return f"{PREFIX}user:{{{uid}}}:{suffix}"
 
 
-def _sub_key(sub_id: str, suffix: str = "") -> str:
-    """A subscription's key (`pb:sub:{id}`) or a companion in its slot (`pb:sub:{id}:seq`)."""
-    return f"{PREFIX}sub:{{{sub_id}}}" + (f":{suffix}" if suffix else "")
-
-
 def _order_key(index_key: str) -> str:
     """The hash ordering updates of a global index: `{<index key>}:seq`.
 
@@ -387,6 +377,17 @@ def _order_key(index_key: str) -> str:
     Cluster slot and one script can update both.
     """
     return f"{{{index_key}}}:seq"
+
+
+# Public names for repositories that share this Redis (the chat side's own state).
+NEXT_SEQ_SCRIPT = _NEXT_SEQ
+SEQ_FUNCTION = _SEQ_FN
+order_key = _order_key
+
+
+def index_set(client: Any, index: str, member: str, seq: int, *, present: bool) -> None:
+    """Bring a derived index set in line with a record change numbered `seq`."""
+    client.eval(_INDEX, 2, index, _order_key(index), member, seq, int(present))
 
 
 _POSITIVE = frozenset({"like", "save"})
@@ -691,17 +692,7 @@ class Store:
             pipe.hset(f"{PREFIX}emb:{model}", mapping=dict(items[start : start + 5000]))
         pipe.execute()
 
-    # -- generic helpers used by the chat side ------------------------------------------
-
-    @_translate
-    def once(self, key: str, ttl_seconds: int) -> bool:
-        """True the first time `key` is claimed within `ttl_seconds` (idempotency marker)."""
-        return bool(self.r.set(f"{PREFIX}once:{key}", b"1", nx=True, ex=ttl_seconds))
-
-    @_translate
-    def release_once(self, key: str) -> None:
-        """Drop an idempotency marker so a failed action can be retried."""
-        self.r.delete(f"{PREFIX}once:{key}")
+    # -- maintenance --------------------------------------------------------------------
 
     @_translate
     def flush_prefix(self) -> int:
@@ -1022,14 +1013,14 @@ class Store:
 
     @_translate
     def mark_seen(self, uid: str, paper_ids: Sequence[str], ts: float | None = None) -> None:
-        """Remember which papers were sent to a subscriber (never send them twice)."""
+        """Remember which papers were shown to a reader (never send them twice)."""
         if paper_ids:
             now = time.time() if ts is None else ts
             self.r.zadd(_user_key(uid, "seen"), dict.fromkeys(paper_ids, now), nx=True)
 
     @_translate
     def seen(self, uid: str) -> set[str]:
-        """Papers already sent to a subscriber."""
+        """Papers already shown to a reader."""
         return {m.decode() for m in self.r.zrange(_user_key(uid, "seen"), 0, -1)}
 
     @_translate
@@ -1077,131 +1068,6 @@ class Store:
             self.r.sadd(f"{PREFIX}users", uid)
         return bool(state)
 
-    # -- subscriptions, channels, messages ------------------------------------------
-
-    @_translate
-    def put_subscription(
-        self, sub_id: str, record: dict[str, Any], *, keep: Sequence[str] = ()
-    ) -> bool:
-        """Create or replace a subscription in one step; True if it existed before.
-
-        Fields named in `keep` keep their stored value when the stored record has one (a
-        schedule edit must not reset when the last digest went out).
-        """
-        key = _sub_key(sub_id)
-        seq_key = _sub_key(sub_id, "seq")
-
-        def write(pipe: redis.client.Pipeline) -> tuple[bool, int]:
-            """Merge with the stored record and write, retried if it changed meanwhile."""
-            old_raw = pipe.get(key)
-            merged = dict(record)
-            if old_raw and keep:
-                old = json.loads(old_raw)
-                merged.update({f: old[f] for f in keep if old.get(f) is not None})
-            pipe.multi()
-            pipe.set(key, json.dumps(merged))
-            slots.queue_eval(pipe, _NEXT_SEQ, [seq_key])
-            return bool(old_raw), int(pipe.execute()[-1])
-
-        existed, seq = self._transaction(write, key, seq_key)
-        self._index_subscription(sub_id, seq, present=True)
-        return existed
-
-    @_translate
-    def update_subscription(self, sub_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
-        """Change some fields of a stored subscription in one step; None if it is gone."""
-        key = _sub_key(sub_id)
-
-        def write(pipe: redis.client.Pipeline) -> dict[str, Any] | None:
-            """Read, merge and write, retried if the record changed meanwhile."""
-            raw = pipe.get(key)
-            if not raw:
-                pipe.reset()
-                return None
-            merged = {**json.loads(raw), **changes}
-            pipe.multi()
-            pipe.set(key, json.dumps(merged))
-            pipe.execute()
-            return merged
-
-        return self._transaction(write, key)
-
-    def _transaction(self, body: Callable[[Any], _T], *keys: str) -> _T:
-        """Run `body(pipe)` under WATCH of `keys` (one slot), again whenever they moved."""
-        while True:
-            with self.r.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(*keys)
-                    return body(pipe)
-                except redis.WatchError:
-                    continue
-
-    def _index_subscription(self, sub_id: str, seq: int, *, present: bool) -> None:
-        """Bring the `subs` index in line with a record change numbered `seq`."""
-        index = f"{PREFIX}subs"
-        self.r.eval(_INDEX, 2, index, _order_key(index), sub_id, seq, int(present))
-
-    @_translate
-    def get_subscription(self, sub_id: str) -> dict[str, Any] | None:
-        """One subscription, or None."""
-        raw = self.r.get(f"{PREFIX}sub:{{{sub_id}}}")
-        return json.loads(raw) if raw else None
-
-    @_translate
-    def delete_subscription(self, sub_id: str) -> bool:
-        """Remove a subscription in one step; True if it existed."""
-        gone, seq = self.r.eval(_DELETE_RECORD, 2, _sub_key(sub_id), _sub_key(sub_id, "seq"))
-        self._index_subscription(sub_id, int(seq), present=False)
-        return bool(gone)
-
-    @_translate
-    def subscriptions(self) -> list[dict[str, Any]]:
-        """Every subscription."""
-        ids = sorted(m.decode() for m in self.r.smembers(f"{PREFIX}subs"))
-        if not ids:
-            return []
-        raw = slots.mget(self.r, [_sub_key(i) for i in ids], split=self.by_slot)
-        return [json.loads(r) for r in raw if r]
-
-    @_translate
-    def add_channel_member(self, channel: str, uid: str) -> None:
-        """Remember that a person is part of a channel's team."""
-        self.r.sadd(f"{PREFIX}channel:{{{channel}}}:members", uid)
-
-    @_translate
-    def channel_members(self, channel: str) -> set[str]:
-        """People known to be part of a channel's team."""
-        return {m.decode() for m in self.r.smembers(f"{PREFIX}channel:{{{channel}}}:members")}
-
-    @_translate
-    def remember_message(
-        self, message_key: str, record: dict[str, Any], ttl_seconds: int = 90 * 86400
-    ) -> None:
-        """Which paper a sent message shows (so a later reaction maps back to it)."""
-        self.r.set(f"{PREFIX}msg:{message_key}", json.dumps(record), ex=ttl_seconds)
-
-    @_translate
-    def message(self, message_key: str) -> dict[str, Any] | None:
-        """What `remember_message` stored, or None."""
-        raw = self.r.get(f"{PREFIX}msg:{message_key}")
-        return json.loads(raw) if raw else None
-
-    @_translate
-    def put_pending(self, key: str, record: dict[str, Any]) -> None:
-        """Park a built digest until it is delivered (so a failure never loses it)."""
-        self.r.set(f"{PREFIX}outbox:{key}", json.dumps(record), ex=14 * 86400)
-
-    @_translate
-    def get_pending(self, key: str) -> dict[str, Any] | None:
-        """A parked digest, or None."""
-        raw = self.r.get(f"{PREFIX}outbox:{key}")
-        return json.loads(raw) if raw else None
-
-    @_translate
-    def clear_pending(self, key: str) -> None:
-        """Drop a delivered digest from the outbox."""
-        self.r.delete(f"{PREFIX}outbox:{key}")
-
     @_translate
     def forget_user(self, uid: str) -> int:
         """Delete every piece of data about a person; returns how many keys went."""
@@ -1216,16 +1082,6 @@ class Store:
             pipe.delete(key)
             deleted += 1
         pipe.srem(f"{PREFIX}users", uid)
-        for sub in self.subscriptions():
-            if sub.get("owner") == uid or sub.get("target") == uid:
-                slots.queue_delete(
-                    pipe, [_sub_key(sub["id"]), _sub_key(sub["id"], "seq")], split=self.by_slot
-                )
-                pipe.srem(f"{PREFIX}subs", sub["id"])
-                pipe.hdel(_order_key(f"{PREFIX}subs"), sub["id"])
-                deleted += 1
-        for key in self.r.scan_iter(match=f"{PREFIX}channel:*:members", count=500):
-            pipe.srem(key, uid)
         pipe.execute()
         deleted += self._forget_log(uid)
         # Trainers holding this person's rows re-read everything: no id is left behind. On
@@ -1254,40 +1110,6 @@ class Store:
                 break
             last = "(" + rows[-1][0].decode()
         return gone
-
-    # -- coordination --------------------------------------------------------------------
-
-    @_translate
-    def acquire_lease(self, name: str, token: str, ttl_ms: int) -> bool:
-        """Take (or renew, if already ours) a named lease; True when we hold it."""
-        if self.r.set(f"{PREFIX}lease:{name}", token, nx=True, px=ttl_ms):
-            return True
-        return self.renew_lease(name, token, ttl_ms)
-
-    @_translate
-    def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
-        """Extend our lease; False if it expired or another process holds it now."""
-        # Compare-and-extend in one script, so an expired holder never extends another's.
-        script = (
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-        )
-        return bool(self.r.eval(script, 1, f"{PREFIX}lease:{name}", token, ttl_ms))
-
-    @_translate
-    def lease_holder(self, name: str) -> str | None:
-        """The token holding a lease, if any (diagnostics)."""
-        raw = self.r.get(f"{PREFIX}lease:{name}")
-        return raw.decode() if raw else None
-
-    @_translate
-    def release_lease(self, name: str, token: str) -> bool:
-        """Give a lease back if we hold it; True if it was ours."""
-        script = (
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('del', KEYS[1]) else return 0 end"
-        )
-        return bool(self.r.eval(script, 1, f"{PREFIX}lease:{name}", token))
 
     # -- model artefacts ---------------------------------------------------------------
 
@@ -1397,16 +1219,6 @@ class Store:
             if f.get(b"user", b"").decode().startswith(prefix):
                 out[f[b"paper"].decode()] = None
         return list(out)
-
-    @_translate
-    def mark(self, key: str, ttl_seconds: int) -> None:
-        """Set a marker (e.g. "this digest period was sent") for `ttl_seconds`."""
-        self.r.set(f"{PREFIX}once:{key}", b"1", ex=ttl_seconds)
-
-    @_translate
-    def is_marked(self, key: str) -> bool:
-        """Whether a marker or idempotency key is set."""
-        return bool(self.r.exists(f"{PREFIX}once:{key}"))
 
 
 def _embedded_client(data_dir: Path | None) -> redis.Redis:

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.core import BotCore
 from bot.discord_app import DiscordPort, build_discord
+from bot.repo import ChatRepo
 from bot.slack_app import SlackPort, make_client
 from bot.subscriptions import Subscription
 from recommender import pipeline
@@ -60,7 +61,7 @@ async def slack(store: Store) -> AsyncIterator[tuple[Harness, FakeSlack]]:
 async def subscribe(harness: Harness, text: str, sub_id: str, **kwargs: Any) -> Subscription:
     """Subscribe through a signed command; the stored subscription."""
     await harness.command(text, **kwargs)
-    record = harness.store.get_subscription(sub_id)
+    record = ChatRepo(harness.store).get_subscription(sub_id)
     assert record is not None
     return Subscription.from_dict(record)
 
@@ -131,7 +132,7 @@ async def test_slack_persistent_500_waits_in_the_outbox_then_resumes_once(
     fake.fail("chat.postMessage", status=500, error="internal_error", times=4)
     assert await harness.core.delivery.send(sub, DAY) == "retry"
     assert sleeps.waits == [1.0, 2.0, 4.0]
-    pending = harness.store.get_pending(f"{sub.id}:{DAY}")
+    pending = ChatRepo(harness.store).get_pending(f"{sub.id}:{DAY}")
     assert pending is not None and pending["inflight"] == "intro" and pending["attempts"] == 1
     assert "DU1" not in fake.posted
     # The next run looks for the intro first (not there), then posts everything once.
@@ -148,7 +149,8 @@ async def test_slack_post_whose_record_was_lost_is_not_posted_again(
     store = harness.store
     sub = await subscribe(harness, "subscribe", f"dm:slack:{TEAM}:U1")
     use_port(harness, fake)
-    remember = store.remember_message
+    chat = harness.core.delivery.chat
+    remember = chat.remember_message
     calls = {"n": 0}
 
     def flaky(key: str, record: dict[str, Any], ttl_seconds: int = 90 * 86400) -> None:
@@ -157,7 +159,7 @@ async def test_slack_post_whose_record_was_lost_is_not_posted_again(
             raise StoreUnavailable("cannot reach Redis at redis://127.0.0.1:1/0: refused")
         remember(key, record, ttl_seconds)
 
-    monkeypatch.setattr(store, "remember_message", flaky)
+    monkeypatch.setattr(chat, "remember_message", flaky)
     with pytest.raises(StoreUnavailable):
         await harness.core.delivery.send(sub, DAY)
     assert len(fake.posted["DU1"]) == 4
@@ -166,7 +168,7 @@ async def test_slack_post_whose_record_was_lost_is_not_posted_again(
     assert len(posted) == 11 and len(set(keys_of(posted))) == 11
     # The found post is mapped to its paper like any other.
     for message in posted[1:]:
-        record = store.message(f"slack:DU1:{message['ts']}")
+        record = ChatRepo(store).message(f"slack:DU1:{message['ts']}")
         assert record is not None and record["paper"]
 
 
@@ -214,7 +216,7 @@ async def discord_subscription(core: BotCore, fake: FakeDiscord, store: Store) -
         guild_id=GUILD,
     )
     await fake.answers(token)
-    return Subscription.from_dict(store.get_subscription(f"dm:discord:{GUILD}:{ANN}"))
+    return Subscription.from_dict(ChatRepo(store).get_subscription(f"dm:discord:{GUILD}:{ANN}"))
 
 
 def nonces(messages: list[dict[str, Any]]) -> list[str]:

@@ -23,6 +23,7 @@ from bot.discord_app import (
     render_reply,
 )
 from bot.ports import DeliveryError, Digest, PaperCard, Reply, Target
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription
 from recommender import pipeline
 from recommender.service import PaperService
@@ -105,7 +106,7 @@ async def dm_digest(core: BotCore, fake: FakeDiscord, store: Store) -> list[dict
     """Ann subscribes in the guild and gets her DM digest; the DM's messages."""
     answer = await ask(fake, "subscribe", {"timezone": "Europe/Berlin"})
     assert answer["content"].startswith("Subscribed: a digest by DM")
-    sub = Subscription.from_dict(store.get_subscription(f"dm:discord:{GUILD}:{ANN}"))
+    sub = Subscription.from_dict(ChatRepo(store).get_subscription(f"dm:discord:{GUILD}:{ANN}"))
     assert await core.delivery.send(sub, PERIOD) == "sent"
     return fake.messages[fake.dm_channels[ANN]]
 
@@ -327,7 +328,7 @@ async def test_subscribe_options_become_the_same_schedule_as_slack(
         {"weekday": "tuesday", "time": "8:30", "timezone": "America/New York"},
     )
     assert "weekly on Tuesday at 08:30 (America/New_York)" in answer["content"]
-    sub = store.get_subscription(f"dm:discord:{GUILD}:{ANN}")
+    sub = ChatRepo(store).get_subscription(f"dm:discord:{GUILD}:{ANN}")
     assert (sub["cadence"], sub["weekday"], sub["at"], sub["tz"]) == (
         "weekly",
         1,
@@ -439,7 +440,7 @@ async def test_dm_digest_one_message_per_paper_and_buttons_survive_a_restart(
             "Not for me",
             "Mute author",
         ]
-        record = store.message(f"discord:{dm}:{message['id']}")
+        record = ChatRepo(store).message(f"discord:{dm}:{message['id']}")
         assert record == {"paper": paper, "sub": f"dm:discord:{GUILD}:{ANN}", "workspace": GUILD}
 
     # A fresh client (a restart) routes a click on a message the old one sent.
@@ -473,7 +474,9 @@ async def test_reactions_map_to_the_paper_and_removal_undoes_them(
 
     # A team digest in the guild channel: Bob's 🔖 is Bob's.
     await ask(fake, "subscribe", {"where": "channel"})
-    sub = Subscription.from_dict(store.get_subscription(f"channel:discord:{GUILD}:{CHANNEL}"))
+    sub = Subscription.from_dict(
+        ChatRepo(store).get_subscription(f"channel:discord:{GUILD}:{CHANNEL}")
+    )
     assert await core.delivery.send(sub, PERIOD) == "sent"
     team_card = fake.messages[CHANNEL][1]
     paper = team_card["embeds"][0]["footer"]["text"]
@@ -499,20 +502,20 @@ async def test_closed_dms_keep_the_digest_pending_and_it_resumes_later(
         {"message": "Cannot send messages to this user", "code": 50007},
         {},
     )
-    sub = Subscription.from_dict(store.get_subscription(sid))
+    sub = Subscription.from_dict(ChatRepo(store).get_subscription(sid))
     with caplog.at_level(logging.WARNING, logger="bot.delivery"):
         result = await core.delivery.send(sub, PERIOD)
     assert result == "retry"
-    pending = store.get_pending(f"{sid}:{PERIOD}")
+    pending = ChatRepo(store).get_pending(f"{sid}:{PERIOD}")
     assert pending is not None and pending["attempts"] == 1
     assert "does not accept direct messages" in pending["error"] and "50007" in pending["error"]
     assert any("not delivered yet" in r.getMessage() for r in caplog.records)
 
     del fake.failures["1300000000000000099"]
-    sub = Subscription.from_dict(store.get_subscription(sid))
+    sub = Subscription.from_dict(ChatRepo(store).get_subscription(sid))
     assert await core.delivery.send(sub, PERIOD) == "sent"
     assert len(fake.messages["1300000000000000099"]) == 11
-    assert store.get_pending(f"{sid}:{PERIOD}") is None
+    assert ChatRepo(store).get_pending(f"{sid}:{PERIOD}") is None
 
 
 async def test_a_channel_without_access_tells_the_owner_by_dm(
@@ -520,7 +523,9 @@ async def test_a_channel_without_access_tells_the_owner_by_dm(
 ) -> None:
     await ask(fake, "subscribe", {"where": "channel"})
     fake.failures[CHANNEL] = (403, {"message": "Missing Access", "code": 50001}, {})
-    sub = Subscription.from_dict(store.get_subscription(f"channel:discord:{GUILD}:{CHANNEL}"))
+    sub = Subscription.from_dict(
+        ChatRepo(store).get_subscription(f"channel:discord:{GUILD}:{CHANNEL}")
+    )
     assert await core.delivery.send(sub, PERIOD) == "retry"
     (notice,) = fake.messages[fake.dm_channels[ANN]]
     assert "could not post the team digest" in notice["content"]

@@ -15,6 +15,7 @@ import pytest
 from bot import redact
 from bot.__main__ import _setup_logging, _StderrHandler
 from bot.config import Settings, load_settings
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription
 from recommender import pipeline
 from recommender.service import PaperService
@@ -93,7 +94,7 @@ async def test_slack_paths_at_debug_log_no_secret(store: Store, debug_logs: Any)
         like = buttons_in([b for m in search for b in m.get("blocks", [])])[0]
         await harness.click(like)
         await harness.command("subscribe")
-        record = store.get_subscription(f"dm:slack:{TEAM}:U1")
+        record = ChatRepo(store).get_subscription(f"dm:slack:{TEAM}:U1")
         assert record is not None
         outcome = await harness.core.delivery.send(Subscription.from_dict(record), "2030-01-01")
         assert outcome == "sent"
@@ -151,7 +152,7 @@ async def test_discord_paths_at_debug_log_no_secret(
             guild_id=GUILD,
         )
         await fake.answers(sub_token)
-        sub = Subscription.from_dict(store.get_subscription(f"dm:discord:{GUILD}:{ANN}"))
+        sub = Subscription.from_dict(ChatRepo(store).get_subscription(f"dm:discord:{GUILD}:{ANN}"))
         assert await core.delivery.send(sub, PERIOD) == "sent"
     finally:
         await runtime.stop()

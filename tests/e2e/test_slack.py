@@ -29,6 +29,7 @@ from redis.retry import Retry
 from bot.config import load_settings
 from bot.core import UNAVAILABLE, BotCore
 from bot.ports import DeliveryError, Digest, PaperCard, Reply, Target
+from bot.repo import ChatRepo
 from bot.slack_app import (
     BUTTON_TEXT,
     EVENTS_PATH,
@@ -227,9 +228,7 @@ async def slack(store: Store, fake: FakeSlack) -> AsyncIterator[Harness]:
 def is_card_message(message: dict[str, Any]) -> bool:
     """Whether a posted message is (part of) the first-use card: its header, or rate buttons."""
     blocks = message.get("blocks") or []
-    header = any(
-        b.get("type") == "header" and b["text"]["text"] == CARD_TITLE for b in blocks
-    )
+    header = any(b.get("type") == "header" and b["text"]["text"] == CARD_TITLE for b in blocks)
     rate = any(
         str(e.get("action_id", "")).startswith("pb_rate_")
         for b in blocks
@@ -345,10 +344,10 @@ async def test_forged_or_replayed_requests_get_401_and_change_nothing(
     assert status == 401
     assert slack.fake.responses == {}
     assert slack.fake.of("users.info") == []
-    assert slack.store.subscriptions() == []
+    assert ChatRepo(slack.store).subscriptions() == []
     assert feedback_log_length(slack.store) == 0
     # The event id was not consumed: the genuine delivery of it still counts.
-    assert slack.store.once("slack:event:EvForged", 60)
+    assert ChatRepo(slack.store).once("slack:event:EvForged", 60)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -361,7 +360,7 @@ async def test_subscribe_defaults_to_the_users_info_timezone(slack: Harness) -> 
         "subscribe", user="U7", channel="D7", channel_name="directmessage"
     )
     assert "America/New_York" in all_text(messages)
-    sub = slack.store.get_subscription(f"dm:slack:{TEAM}:U7")
+    sub = ChatRepo(slack.store).get_subscription(f"dm:slack:{TEAM}:U7")
     assert sub is not None and sub["tz"] == "America/New_York"
     assert sub["at"] == "09:00"
     await slack.command("settings", user="U7")
@@ -369,7 +368,7 @@ async def test_subscribe_defaults_to_the_users_info_timezone(slack: Harness) -> 
     assert slack.store.get_profile(uid("U7"))["tz"] == "America/New_York"
     # An explicit timezone still wins.
     messages = await slack.command("subscribe daily 08:30 Asia/Tokyo", user="U7")
-    assert slack.store.get_subscription(f"dm:slack:{TEAM}:U7")["tz"] == "Asia/Tokyo"
+    assert ChatRepo(slack.store).get_subscription(f"dm:slack:{TEAM}:U7")["tz"] == "Asia/Tokyo"
 
 
 async def test_search_is_reranked_for_the_asker(slack: Harness) -> None:
@@ -438,7 +437,7 @@ async def test_mute_asks_which_author_in_a_menu(store: Store, fake: FakeSlack) -
         assert "Muted Alan &lt;@U2&gt; Turing &amp; Co" in all_text(picked)
         assert store.words(uid("U1"), "muted") == {"alan <@u2> turing & co"}
 
-        store.remember_message(
+        ChatRepo(store).remember_message(
             "slack:C1:1700000001.000001", {"paper": "2601.00001", "workspace": TEAM}
         )
         assert (
@@ -462,7 +461,7 @@ async def test_clicks_on_unknown_papers_or_other_workspaces_are_refused(slack: H
     answer = await slack.click(gone, user="U1")
     assert "no longer in the library" in all_text(answer)
     paper_id = slack.store.all_paper_ids()[0]
-    slack.store.remember_message(
+    ChatRepo(slack.store).remember_message(
         "slack:C1:1699999999.000001", {"paper": paper_id, "workspace": "TOTHER"}
     )
     answer = await slack.click(
@@ -537,7 +536,7 @@ async def test_mentions_in_queries_and_titles_are_shown_never_triggered(
             if "zebrafish" in store.get_paper(pid).abstract.lower()
         )
         store.mark_seen(uid(), [pid for pid in store.all_paper_ids() if pid != crafted_id])
-        sub = Subscription.from_dict(store.get_subscription(f"dm:slack:{TEAM}:U1"))
+        sub = Subscription.from_dict(ChatRepo(store).get_subscription(f"dm:slack:{TEAM}:U1"))
         assert await harness.core.delivery.send(sub, "2030-01-01") == "sent"
         posted = json.dumps([c.args for c in fake.of("chat.postMessage")])
         assert "&lt;!channel&gt;" in posted
@@ -627,7 +626,7 @@ async def test_redis_down_gives_a_polite_line(store: Store, fake: FakeSlack) -> 
 async def subscribe_and_send(slack: Harness, text: str, sub_id: str, **kwargs: Any) -> str:
     """Subscribe through a signed command, then run that digest's delivery."""
     await slack.command(text, **kwargs)
-    record = slack.store.get_subscription(sub_id)
+    record = ChatRepo(slack.store).get_subscription(sub_id)
     assert record is not None
     return await slack.core.delivery.send(Subscription.from_dict(record), "2030-01-01")
 
@@ -649,7 +648,7 @@ async def test_dm_digest_reactions_map_to_the_paper(slack: Harness) -> None:
     for call in cards:
         ts = fake.of("chat.postMessage").index(call)
         message_ts = f"1700000000.{ts + 1:06d}"
-        record = slack.store.message(f"slack:DU1:{message_ts}")
+        record = ChatRepo(slack.store).message(f"slack:DU1:{message_ts}")
         assert record is not None and record["workspace"] == TEAM
         button = buttons_in(call.args["blocks"])[0]
         assert button["value"] == f"like|{record['paper']}"
@@ -676,7 +675,7 @@ async def test_duplicate_events_are_applied_once(slack: Harness) -> None:
     """Slack's retries of one event (same event_id, X-Slack-Retry-Num) count once."""
     assert await subscribe_and_send(slack, "subscribe", f"dm:slack:{TEAM}:U1") == "sent"
     event = reaction_event("bookmark", "DU1", "1700000000.000002")
-    paper = slack.store.message("slack:DU1:1700000000.000002")["paper"]
+    paper = ChatRepo(slack.store).message("slack:DU1:1700000000.000002")["paper"]
     before = feedback_log_length(slack.store)
     assert await slack.event(event, event_id="EvDup1") == 200
     assert await slack.event(event, event_id="EvDup1", retry=1) == 200
@@ -700,10 +699,10 @@ async def test_channel_digest_is_threaded_under_its_intro(slack: Harness) -> Non
     for n, call in enumerate(posts[1:], start=2):
         assert call.args["channel"] == "C5"
         assert call.args["thread_ts"] == intro_ts
-        assert slack.store.message(f"slack:C5:1700000000.{n:06d}")["paper"]
+        assert ChatRepo(slack.store).message(f"slack:C5:1700000000.{n:06d}")["paper"]
     # Another member reacting in the thread gets the feedback for themselves.
     await slack.event(reaction_event("-1", "C5", "1700000000.000002", user="U9"))
-    paper = slack.store.message("slack:C5:1700000000.000002")["paper"]
+    paper = ChatRepo(slack.store).message("slack:C5:1700000000.000002")["paper"]
     assert slack.store.user_feedback(uid("U9")) == {paper: {"dislike"}}
 
 
@@ -716,15 +715,15 @@ async def test_unpostable_channel_keeps_the_digest_and_tells_the_owner(
     sub_id = f"channel:slack:{TEAM}:C9"
     assert await subscribe_and_send(slack, "subscribe channel", sub_id, channel="C9") == "retry"
     key = f"{sub_id}:2030-01-01"
-    pending = slack.store.get_pending(key)
+    pending = ChatRepo(slack.store).get_pending(key)
     assert pending is not None and error in pending["error"]
     dm = [c for c in slack.fake.of("chat.postMessage") if c.args["channel"] == "DU1"]
     assert len(dm) == 1 and "could not post" in dm[0].args["text"]
     assert error in dm[0].args["text"]
     assert [c.args["users"] for c in slack.fake.of("conversations.open")] == ["U1"]
-    sub = Subscription.from_dict(slack.store.get_subscription(sub_id))
+    sub = Subscription.from_dict(ChatRepo(slack.store).get_subscription(sub_id))
     assert await slack.core.delivery.send(sub, "2030-01-01") == "sent"
-    assert slack.store.get_pending(key) is None
+    assert ChatRepo(slack.store).get_pending(key) is None
     in_channel = [c for c in slack.fake.of("chat.postMessage") if c.args["channel"] == "C9"]
     assert len(in_channel) == 11
 
@@ -746,7 +745,7 @@ async def test_persistent_429_becomes_a_retry_with_retry_after(slack: Harness) -
     """When Slack keeps saying 429, the digest waits in the outbox with Slack's delay."""
     slack.fake.fail("chat.postMessage", status=429, retry_after=0, times=10)
     assert await subscribe_and_send(slack, "subscribe", f"dm:slack:{TEAM}:U1") == "retry"
-    pending = slack.store.get_pending(f"dm:slack:{TEAM}:U1:2030-01-01")
+    pending = ChatRepo(slack.store).get_pending(f"dm:slack:{TEAM}:U1:2030-01-01")
     assert pending is not None and "rate limited" in pending["error"]
 
 
@@ -841,7 +840,8 @@ async def test_secrets_never_reach_the_logs(
     await slack.command("search diffusion")
     await slack.command("subscribe")
     await slack.core.delivery.send(
-        Subscription.from_dict(slack.store.get_subscription(f"dm:slack:{TEAM}:U1")), "2030-01-01"
+        Subscription.from_dict(ChatRepo(slack.store).get_subscription(f"dm:slack:{TEAM}:U1")),
+        "2030-01-01",
     )
     await slack.post(command_body("help", slack.fake.response_url()), secret="forged")
     logged = "\n".join(r.getMessage() for r in caplog.records)

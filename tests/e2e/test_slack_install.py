@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from bot.config import load_settings
 from bot.core import BotCore
+from bot.repo import ChatRepo
 from bot.slack_app import INSTALL_PATH, REDIRECT_PATH, SlackRuntime, build_slack
 from bot.slack_install import RedisInstallationStore
 from bot.slack_oauth import BOT_SCOPES
@@ -310,7 +311,7 @@ async def test_two_workspaces_get_their_own_digests_with_their_own_tokens(
     # Every paper message is remembered with its own workspace (reactions map back to it).
     owner = {"DUA1": A.team_id, "CB1": B.team_id}
     for call in fake.of("chat.postMessage"):
-        record = store.message(f"slack:{call.args['channel']}:{call.reply['ts']}")
+        record = ChatRepo(store).message(f"slack:{call.args['channel']}:{call.reply['ts']}")
         if card_of(call):
             assert record is not None and record["workspace"] == owner[call.args["channel"]]
 
@@ -336,7 +337,9 @@ async def test_a_reaction_in_one_workspace_never_shows_in_another(
             user_name=f"{owner.lower()}-name",
         )
         store.mark_seen(f"slack:{workspace.team_id}:{channel}", others)
-    sub_a = Subscription.from_dict(store.get_subscription(f"channel:slack:{A.team_id}:CA1"))
+    sub_a = Subscription.from_dict(
+        ChatRepo(store).get_subscription(f"channel:slack:{A.team_id}:CA1")
+    )
     assert await paperbot.core.delivery.send(sub_a, "2030-01-01") == "sent"
     [card_a] = [c for c in fake.of("chat.postMessage") if card_of(c) == paper]
     for user in ("UA7", "UA8", "UA9"):
@@ -358,7 +361,9 @@ async def test_a_reaction_in_one_workspace_never_shows_in_another(
     assert status == 200
     assert "Noted" in all_text(await fake.wait_response(url))
 
-    sub_b = Subscription.from_dict(store.get_subscription(f"channel:slack:{B.team_id}:CB1"))
+    sub_b = Subscription.from_dict(
+        ChatRepo(store).get_subscription(f"channel:slack:{B.team_id}:CB1")
+    )
     assert await paperbot.core.delivery.send(sub_b, "2030-01-01") == "sent"
     to_b = [c for c in fake.of("chat.postMessage") if c.args["channel"] == "CB1"]
     [card_b] = [c for c in to_b if card_of(c) == paper]
@@ -483,7 +488,9 @@ async def test_events_and_commands_of_a_workspace_without_installation(
     """A signed event for a workspace that never installed paperbot: 200, one log line, no
     change. A command from there is told to reinstall; nothing is recorded."""
     paper = store.all_paper_ids()[0]
-    store.remember_message("slack:CZ1:1700000000.000009", {"paper": paper, "workspace": "TZZZ"})
+    ChatRepo(store).remember_message(
+        "slack:CZ1:1700000000.000009", {"paper": paper, "workspace": "TZZZ"}
+    )
     caplog.set_level(logging.INFO)
     status = await paperbot.event(
         reaction_event("+1", "CZ1", "1700000000.000009", user="UZ1"), team="TZZZ"
@@ -493,10 +500,12 @@ async def test_events_and_commands_of_a_workspace_without_installation(
     assert len(lines) == 1 and "TZZZ" in lines[0] and "no installation" in lines[0]
     assert store.user_feedback("slack:TZZZ:UZ1") == {}
     assert fake.of("chat.postEphemeral") == []
-    assert store.once("slack:event:" + f"Ev{id(paperbot) % 10000}{paperbot.events:06d}", 60)
+    assert ChatRepo(store).once(
+        "slack:event:" + f"Ev{id(paperbot) % 10000}{paperbot.events:06d}", 60
+    )
     messages = await paperbot.command(fake, "subscribe", team="TZZZ", user="UZ1")
     assert "could not find its installation in this workspace" in json.dumps(messages)
-    assert store.subscriptions() == []
+    assert ChatRepo(store).subscriptions() == []
     assert fake.of("users.info") == []
 
 
@@ -558,7 +567,7 @@ async def subscribe_and_react(replica: Replica, fake: FakeSlack, workspace: Work
     user = workspace.installer
     await replica.command(fake, "subscribe", team=workspace.team_id, user=user)
     sub = Subscription.from_dict(
-        replica.core.store.get_subscription(f"dm:slack:{workspace.team_id}:{user}")
+        ChatRepo(replica.core.store).get_subscription(f"dm:slack:{workspace.team_id}:{user}")
     )
     assert await replica.core.delivery.send(sub, "2030-01-01") == "sent"
     card = next(
@@ -605,7 +614,7 @@ async def test_uninstall_deletes_tokens_stops_digests_and_leaves_others_alone(
     assert {c.token for c in fake.of("chat.postMessage")[before:]} == {token_b}
     # Nothing is deleted yet: a reinstall within the grace period picks up where it stopped.
     assert data_of(store, A.team_id) == kept
-    assert store.get_subscription(sub_a) is not None
+    assert ChatRepo(store).get_subscription(sub_a) is not None
     # A later event from A (e.g. a stale reaction) is ignored.
     assert (
         await paperbot.event(reaction_event("-1", "DUA1", "1.2", user="UA1"), team=A.team_id) == 200
@@ -649,7 +658,7 @@ async def test_data_goes_after_the_grace_period_unless_reinstalled(
     # Reinstalled on day 29: nothing is deleted on day 31, and A's digest goes out again.
     await install(paperbot, fake, A)
     assert purge_due(store, 30, now + 31 * DAY) == {}
-    assert store.get_subscription(sub_a) is not None
+    assert ChatRepo(store).get_subscription(sub_a) is not None
     fresh_papers(store, "Later")
     results = await paperbot.core.delivery.run_due(due_time())
     assert results == {sub_a: "sent", sub_b: "sent"}
@@ -660,11 +669,11 @@ async def test_data_goes_after_the_grace_period_unless_reinstalled(
     done = purge_due(store, 30, time.time() + 31 * DAY)
     assert list(done) == [A.team_id] and done[A.team_id] > 0
     assert data_of(store, A.team_id) == []
-    assert store.get_subscription(sub_a) is None
+    assert ChatRepo(store).get_subscription(sub_a) is None
     assert installs_of(store).workspace(A.team_id) is None
     assert [w.id for w in installs_of(store).workspaces()] == [B.team_id]
     assert data_of(store, B.team_id) == b_before
-    assert store.get_subscription(sub_b) is not None
+    assert ChatRepo(store).get_subscription(sub_b) is not None
     assert any(
         f"deleted the data of workspace {A.team_id}" in r.getMessage() for r in caplog.records
     )

@@ -12,6 +12,7 @@ import pytest
 from bot.commands import COMMANDS, MAX_TEXT, CommandService, help_text
 from bot.core import FAILED, BotCore
 from bot.ports import Context
+from bot.repo import ChatRepo
 from recommender.ingest import ingest
 from recommender.service import PaperService
 from recommender.sources import parse_body
@@ -267,14 +268,14 @@ def test_invalid_schedule_says_what_is_valid(
     reply = commands.handle(ctx(), line)
     assert hint in reply.text
     assert "/papers subscribe [channel]" in reply.text
-    assert store.subscriptions() == []
+    assert ChatRepo(store).subscriptions() == []
 
 
 def test_subscribe_defaults_to_nine_in_the_persons_timezone(
     commands: CommandService, store: Store
 ) -> None:
     reply = commands.handle(dm(timezone="Europe/Berlin"), "subscribe")
-    sub = store.get_subscription("dm:slack:T1:U1")
+    sub = ChatRepo(store).get_subscription("dm:slack:T1:U1")
     assert (sub["cadence"], sub["at"], sub["tz"], sub["kind"]) == (
         "daily",
         "09:00",
@@ -295,13 +296,13 @@ def test_subscribe_without_a_known_timezone_uses_utc(
     commands: CommandService, store: Store
 ) -> None:
     reply = commands.handle(dm(), "subscribe 10:30")
-    assert store.get_subscription("dm:slack:T1:U1")["tz"] == "UTC"
+    assert ChatRepo(store).get_subscription("dm:slack:T1:U1")["tz"] == "UTC"
     assert "Next one: Wed 14 Jan 10:30 (UTC)" in reply.text
 
 
 def test_subscribe_with_explicit_schedule(commands: CommandService, store: Store) -> None:
     commands.handle(dm(timezone="Europe/Berlin"), "subscribe asia/tokyo 8am weekly fri")
-    sub = store.get_subscription("dm:slack:T1:U1")
+    sub = ChatRepo(store).get_subscription("dm:slack:T1:U1")
     assert (sub["cadence"], sub["weekday"], sub["at"], sub["tz"]) == (
         "weekly",
         4,
@@ -313,51 +314,51 @@ def test_subscribe_with_explicit_schedule(commands: CommandService, store: Store
 def test_subscribe_channel_in_a_dm_is_refused(commands: CommandService, store: Store) -> None:
     reply = commands.handle(dm(), "subscribe channel")
     assert "inside the channel" in reply.text
-    assert store.subscriptions() == []
+    assert ChatRepo(store).subscriptions() == []
     reply = commands.handle(ctx(channel=None), "subscribe channel daily")
     assert "inside the channel" in reply.text
-    assert store.subscriptions() == []
+    assert ChatRepo(store).subscriptions() == []
 
 
 def test_subscribe_channel_in_a_channel(commands: CommandService, store: Store) -> None:
     reply = commands.handle(ctx(timezone="America/New_York"), "subscribe channel daily 10:00")
-    sub = store.get_subscription("channel:slack:T1:C1")
+    sub = ChatRepo(store).get_subscription("channel:slack:T1:C1")
     assert sub["kind"] == "channel"
     assert sub["target"] == "C1"
     assert sub["owner"] == "slack:T1:U1"
     assert sub["tz"] == "America/New_York"
     assert "in this channel" in reply.text
     assert not reply.ephemeral
-    assert store.channel_members("slack:T1:C1") == {"slack:T1:U1"}
+    assert ChatRepo(store).channel_members("slack:T1:C1") == {"slack:T1:U1"}
 
 
 def test_subscribe_twice_updates_and_keeps_history(commands: CommandService, store: Store) -> None:
     commands.handle(dm(), "subscribe")
-    record = store.get_subscription("dm:slack:T1:U1")
+    record = ChatRepo(store).get_subscription("dm:slack:T1:U1")
     record.update(last_sent=1_700_000_000.0, last_period="2026-01-13", created=1_600_000_000.0)
-    store.put_subscription("dm:slack:T1:U1", record)
+    ChatRepo(store).put_subscription("dm:slack:T1:U1", record)
     reply = commands.handle(dm(), "subscribe weekly monday 07:00")
     assert reply.text.startswith("Updated: a digest by DM, weekly on Monday at 07:00 (UTC).")
-    updated = store.get_subscription("dm:slack:T1:U1")
+    updated = ChatRepo(store).get_subscription("dm:slack:T1:U1")
     assert (updated["cadence"], updated["at"]) == ("weekly", "07:00")
     assert updated["last_sent"] == 1_700_000_000.0
     assert updated["last_period"] == "2026-01-13"
     assert updated["created"] == 1_600_000_000.0
-    assert len(store.subscriptions()) == 1
+    assert len(ChatRepo(store).subscriptions()) == 1
 
 
 def test_unsubscribe_dm_and_channel(commands: CommandService, store: Store) -> None:
     assert "no DM digest" in commands.handle(dm(), "unsubscribe").text
     commands.handle(dm(), "subscribe")
     commands.handle(ctx(), "subscribe channel")
-    assert len(store.subscriptions()) == 2
+    assert len(ChatRepo(store).subscriptions()) == 2
     assert commands.handle(dm(), "unsubscribe").text.startswith("Your DM digest is off.")
-    assert [s["id"] for s in store.subscriptions()] == ["channel:slack:T1:C1"]
+    assert [s["id"] for s in ChatRepo(store).subscriptions()] == ["channel:slack:T1:C1"]
     assert "inside the channel" in commands.handle(dm(), "unsubscribe channel").text
     assert (
         commands.handle(ctx(), "unsubscribe channel").text == "This channel's team digest is off."
     )
-    assert store.subscriptions() == []
+    assert ChatRepo(store).subscriptions() == []
     assert commands.handle(ctx(), "unsubscribe channel").text == "This channel has no team digest."
     assert commands.handle(dm(), "unsubscribe everything").text == help_text("unsubscribe")
 
@@ -554,7 +555,7 @@ def traces(store: Store, uid: str) -> dict[str, object]:
     user_keys = [k.decode() for k in r.scan_iter(match=f"{PREFIX}user:{{{uid}}}:*")]
     likers = [k.decode() for k in r.scan_iter(match=f"{PREFIX}likers:*") if r.sismember(k, uid)]
     log = [f for _, f in r.xrange(f"{PREFIX}feedback:log") if f[b"user"].decode() == uid]
-    subs = [s["id"] for s in store.subscriptions() if s.get("owner") == uid]
+    subs = [s["id"] for s in ChatRepo(store).subscriptions() if s.get("owner") == uid]
     members = [
         k.decode() for k in r.scan_iter(match=f"{PREFIX}channel:*:members") if r.sismember(k, uid)
     ]
@@ -619,7 +620,7 @@ def test_forget_me_needs_confirmation_then_deletes_only_that_person(
     }
     assert store.user_feedback(me) == {}
     assert store.saved(me) == []
-    assert not store.is_marked(f"forget:{me}")
+    assert not ChatRepo(store).is_marked(f"forget:{me}")
 
     kept = traces(store, other)
     assert sorted(k.rsplit(":", 1)[1] for k in kept["user_keys"]) == [

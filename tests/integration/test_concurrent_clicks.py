@@ -19,6 +19,7 @@ import pytest
 
 from bot.feedback import FeedbackHandler, button_value
 from bot.ports import Context
+from bot.repo import ChatRepo
 from recommender.ingest import ingest
 from recommender.service import PaperService
 from recommender.sources import parse_body
@@ -193,11 +194,11 @@ def _subscription_worker(url: str, ops: list[tuple[str, str]], barrier, errors) 
         barrier.wait()
         try:
             if op == "put":
-                store.put_subscription(sub_id, {"id": sub_id, "owner": CTX.uid})
+                ChatRepo(store).put_subscription(sub_id, {"id": sub_id, "owner": CTX.uid})
             elif op == "touch":
-                store.update_subscription(sub_id, {"last_sent": 1.0})
+                ChatRepo(store).update_subscription(sub_id, {"last_sent": 1.0})
             else:
-                store.delete_subscription(sub_id)
+                ChatRepo(store).delete_subscription(sub_id)
         except Exception as exc:
             errors.put(f"{type(exc).__name__}: {exc}")
 
@@ -217,12 +218,12 @@ def test_concurrent_subscription_changes_keep_the_index_exact(store: Store, redi
         for _ in range(PROCESSES * CLICKS_PER_PROCESS)
     ]
     assert _run_processes(_subscription_worker, [ops[0::2], ops[1::2]], redis_url) == []
-    stored = {i for i in ids if store.get_subscription(i) is not None}
+    stored = {i for i in ids if ChatRepo(store).get_subscription(i) is not None}
     indexed = {m.decode() for m in store.r.smembers(f"{PREFIX}subs")}
     assert indexed == stored
-    assert {s["id"] for s in store.subscriptions()} == stored
+    assert {s["id"] for s in ChatRepo(store).subscriptions()} == stored
     for sub_id in stored:
-        assert store.get_subscription(sub_id)["owner"] == CTX.uid
+        assert ChatRepo(store).get_subscription(sub_id)["owner"] == CTX.uid
 
 
 def test_keys_of_one_step_share_a_cluster_slot() -> None:

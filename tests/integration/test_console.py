@@ -10,6 +10,7 @@ import pytest
 
 from bot.console import INTRO, Console, render
 from bot.ports import PaperCard, Reply
+from bot.repo import ChatRepo
 from recommender.ingest import ingest
 from recommender.service import PaperService
 from recommender.sources import parse_body
@@ -116,7 +117,7 @@ def test_scripted_session(console: Console, store: Store) -> None:
     assert store.seen(uid) == {p.id for p in store.iter_papers() if p.title in set(shown.values())}
 
     assert subscribe.startswith("Subscribed: a digest by DM, daily at 09:00 (Europe/Berlin).")
-    assert store.get_subscription("dm:console:local:ann")["tz"] == "Europe/Berlin"
+    assert ChatRepo(store).get_subscription("dm:console:local:ann")["tz"] == "Europe/Berlin"
     assert "• DM digest: daily at 09:00 (Europe/Berlin); next " in settings
     assert "• Feedback so far: 0 👍, 1 🔖, 0 👎" in settings
     assert "• Timezone: Europe/Berlin" in settings
@@ -205,9 +206,9 @@ async def test_scheduled_console_digest_is_printed_once(console: Console, store:
     from bot.core import BotCore
 
     run(console, ["subscribe daily 09:00 UTC"])
-    sub = store.subscriptions()[0]
+    sub = ChatRepo(store).subscriptions()[0]
     sub["created"] = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
-    store.put_subscription(sub["id"], sub)
+    ChatRepo(store).put_subscription(sub["id"], sub)
     out = io.StringIO()
     core = BotCore(console.service)
     core.register(ConsolePort(out))

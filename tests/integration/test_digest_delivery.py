@@ -13,6 +13,7 @@ from bot.core import BotCore
 from bot.delivery import MAX_ATTEMPTS
 from bot.digest import DigestBuilder
 from bot.ports import Context, DeliveryError, Digest, PaperCard, Sent, Target
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription, subscription_id
 from recommender.ingest import ingest
 from recommender.service import PaperService
@@ -123,7 +124,7 @@ def subscribe(
         size=size,
         created=CREATED.timestamp(),
     )
-    store.put_subscription(sub.id, sub.to_dict())
+    ChatRepo(store).put_subscription(sub.id, sub.to_dict())
     return sub
 
 
@@ -175,7 +176,7 @@ def test_team_digest_counts_likes_within_the_workspace_only(
     service: PaperService, store: Store
 ) -> None:
     sub = subscribe(store, kind="channel", size=200)
-    store.add_channel_member("slack:T1:C1", "slack:T1:U2")
+    ChatRepo(store).add_channel_member("slack:T1:C1", "slack:T1:U2")
     liked, other = store.all_paper_ids()[:2]
     for uid in ("slack:T1:U1", "slack:T1:U2", "slack:T2:U9"):
         service.record(uid, liked, Feedback.LIKE)
@@ -194,7 +195,7 @@ def test_team_digest_ranks_for_the_members_taste(service: PaperService, store: S
     diffusion = [p.id for p in titled(store, "diffusion")]
     mixture = {p.id for p in store.iter_papers() if "expert" in p.title.lower()}
     team = subscribe(store, kind="channel", size=8)
-    store.add_channel_member("slack:T1:C1", "slack:T1:U2")
+    ChatRepo(store).add_channel_member("slack:T1:C1", "slack:T1:U2")
     for uid in ("slack:T1:U1", "slack:T1:U2"):
         for pid in diffusion[:2]:
             service.record(uid, pid, Feedback.LIKE)
@@ -224,9 +225,13 @@ async def test_run_due_sends_each_digest_once_per_period(
     assert len(port.cards) == 5
     assert all(thread == intro_key for _, _, thread, _ in port.cards)
     for _, card, _, key in port.cards:
-        assert store.message(key) == {"paper": card.paper_id, "sub": sub.id, "workspace": "T1"}
+        assert ChatRepo(store).message(key) == {
+            "paper": card.paper_id,
+            "sub": sub.id,
+            "workspace": "T1",
+        }
     assert store.seen(sub.subscriber) == set(port.paper_ids())
-    record = store.get_subscription(sub.id)
+    record = ChatRepo(store).get_subscription(sub.id)
     assert record["last_period"] == "2026-01-14"
     assert record["last_sent"] == DAY1.timestamp()
 
@@ -246,10 +251,10 @@ async def test_two_processes_sending_at_once_send_one_digest(
 ) -> None:
     sub = subscribe(store)
     lock = f"sending:{sub.id}:2026-01-14"
-    assert store.acquire_lease(lock, "another-process", 60_000)  # it holds the digest
+    assert ChatRepo(store).acquire_lease(lock, "another-process", 60_000)  # it holds the digest
     assert await core.delivery.run_due(DAY1) == {sub.id: "skipped"}
     assert port.calls == 0
-    assert store.release_lease(lock, "another-process")
+    assert ChatRepo(store).release_lease(lock, "another-process")
     assert await core.delivery.run_due(DAY1) == {sub.id: "sent"}
 
 
@@ -300,8 +305,8 @@ async def test_empty_digest_posts_nothing(core: BotCore, port: FakePort, store: 
     later = datetime(2026, 1, 20, 9, 1, tzinfo=UTC)  # the seed papers are six days old
     assert await core.delivery.run_due(later) == {sub.id: "empty"}
     assert port.calls == 0
-    assert store.get_subscription(sub.id)["last_period"] == "2026-01-20"
-    assert store.is_marked(f"sent:{sub.id}:2026-01-20")
+    assert ChatRepo(store).get_subscription(sub.id)["last_period"] == "2026-01-20"
+    assert ChatRepo(store).is_marked(f"sent:{sub.id}:2026-01-20")
     assert await core.delivery.run_due(later + timedelta(minutes=5)) == {}
 
 
@@ -313,7 +318,7 @@ async def test_retryable_failure_resumes_without_resending(
     assert await core.delivery.run_due(DAY1) == {sub.id: "retry"}
     assert len(port.intros) == 1
     assert len(port.cards) == 2
-    pending = store.get_pending(f"{sub.id}:2026-01-14")
+    pending = ChatRepo(store).get_pending(f"{sub.id}:2026-01-14")
     assert pending["done"] == port.paper_ids()
     assert pending["attempts"] == 1
     assert port.texts == []
@@ -325,7 +330,7 @@ async def test_retryable_failure_resumes_without_resending(
     assert sent == [c.paper_id for c in port.intros[0][1].cards]  # in digest order
     intro_key = port.intros[0][2]
     assert all(thread == intro_key for _, _, thread, _ in port.cards)
-    assert store.get_pending(f"{sub.id}:2026-01-14") is None
+    assert ChatRepo(store).get_pending(f"{sub.id}:2026-01-14") is None
     assert store.seen(sub.subscriber) == set(sent)
     assert await core.delivery.run_due(DAY1 + timedelta(minutes=2)) == {}
 
@@ -341,7 +346,7 @@ async def test_permanent_failure_keeps_the_digest_and_tells_the_owner(
     assert target == Target("slack", "T1", "dm", "U1")
     assert "could not post the team digest to channel C7" in text
     assert "channel_not_found" in text
-    assert store.get_pending(f"{sub.id}:2026-01-14") is not None
+    assert ChatRepo(store).get_pending(f"{sub.id}:2026-01-14") is not None
 
     outcomes = [
         (await core.delivery.run_due(DAY1 + timedelta(minutes=i)))[sub.id]
@@ -355,7 +360,7 @@ async def test_permanent_failure_keeps_the_digest_and_tells_the_owner(
     assert len(port.intros) == 1
     assert len(port.cards) == 3
     assert port.intros[0][0] == Target("slack", "T1", "channel", "C7")
-    assert store.get_pending(f"{sub.id}:2026-01-14") is None
+    assert ChatRepo(store).get_pending(f"{sub.id}:2026-01-14") is None
 
 
 async def test_permanent_failure_of_a_dm_digest_sends_no_notice(
@@ -389,7 +394,7 @@ async def test_digest_for_a_platform_without_adapter_waits(
 ) -> None:
     sub = subscribe(store)
     record = sub.to_dict() | {"platform": "discord", "id": "dm:discord:G1:U1"}
-    store.put_subscription("dm:discord:G1:U1", record)
+    ChatRepo(store).put_subscription("dm:discord:G1:U1", record)
     assert await core.delivery.run_due(DAY1) == {sub.id: "sent"}
 
 

@@ -19,6 +19,7 @@ from bot.feedback import (
     parse_button,
 )
 from bot.ports import Context
+from bot.repo import ChatRepo
 from recommender.ingest import ingest
 from recommender.service import PaperService
 from recommender.sources import parse_body
@@ -122,14 +123,16 @@ def test_mute_asks_which_author_and_toggles_the_one_picked(core: BotCore, store:
 
 def test_reaction_on_a_single_paper_message(core: BotCore, store: Store, ids: list[str]) -> None:
     me, pid = ctx(), ids[5]
-    store.remember_message("slack:C1:1700000000.000100", {"paper": pid, "workspace": "T1"})
+    ChatRepo(store).remember_message(
+        "slack:C1:1700000000.000100", {"paper": pid, "workspace": "T1"}
+    )
     said = core.reaction(me, "slack:C1:1700000000.000100", "+1", removed=False)
     assert said == ACK[Feedback.LIKE]
     assert kinds(store, me.uid, pid) == {"like"}
     said = core.reaction(me, "slack:C1:1700000000.000100", "bookmark", removed=False)
     assert kinds(store, me.uid, pid) == {"like", "save"}
     assert said == ACK[Feedback.SAVE]
-    assert store.channel_members("slack:T1:C1") == {me.uid}
+    assert ChatRepo(store).channel_members("slack:T1:C1") == {me.uid}
 
 
 @pytest.mark.parametrize(
@@ -153,8 +156,8 @@ def test_reaction_on_unknown_message_or_other_emoji_is_ignored(
     core: BotCore, store: Store, ids: list[str]
 ) -> None:
     me = ctx()
-    store.remember_message("slack:C1:1.1", {"paper": ids[0], "workspace": "T1"})
-    store.remember_message("slack:C1:intro", {"workspace": "T1"})  # shows no single paper
+    ChatRepo(store).remember_message("slack:C1:1.1", {"paper": ids[0], "workspace": "T1"})
+    ChatRepo(store).remember_message("slack:C1:intro", {"workspace": "T1"})  # shows no single paper
     assert core.reaction(me, "slack:C1:nope", "+1", removed=False) is None
     assert core.reaction(me, "slack:C1:1.1", "tada", removed=False) is None
     assert core.reaction(me, "slack:C1:1.1", "eyes", removed=True) is None
@@ -167,7 +170,7 @@ def test_paper_no_longer_in_the_library(core: BotCore, store: Store) -> None:
     me = ctx()
     said = core.button(me, button_value(Feedback.LIKE, "2999.99999"))
     assert said == "That paper is no longer in the library, so I could not record it."
-    store.remember_message("slack:C1:2.2", {"paper": "2999.99999", "workspace": "T1"})
+    ChatRepo(store).remember_message("slack:C1:2.2", {"paper": "2999.99999", "workspace": "T1"})
     assert "no longer in the library" in core.reaction(me, "slack:C1:2.2", "+1", removed=False)
     assert store.user_feedback(me.uid) == {}
 
@@ -175,7 +178,7 @@ def test_paper_no_longer_in_the_library(core: BotCore, store: Store) -> None:
 def test_click_from_another_workspace_is_refused(
     core: BotCore, store: Store, ids: list[str]
 ) -> None:
-    store.remember_message("slack:C1:3.3", {"paper": ids[0], "workspace": "T1"})
+    ChatRepo(store).remember_message("slack:C1:3.3", {"paper": ids[0], "workspace": "T1"})
     stranger = ctx("U9", workspace="T2")
     said = core.button(stranger, button_value(Feedback.LIKE, ids[0]), "slack:C1:3.3")
     assert said == "That digest belongs to another workspace, so I did not record it."
@@ -207,7 +210,7 @@ def test_removing_a_reaction_undoes_it_in_store_and_recommendations(
     base_scores = {r.paper.id: r.score for r in base}
 
     for i, paper in enumerate(diffusion[:3]):
-        store.remember_message(f"slack:C1:{i}", {"paper": paper.id, "workspace": "T1"})
+        ChatRepo(store).remember_message(f"slack:C1:{i}", {"paper": paper.id, "workspace": "T1"})
         core.reaction(me, f"slack:C1:{i}", "+1", removed=False)
     liked = {p.id for p in diffusion[:3]}
     during = service.rank([me.uid], papers, len(papers), diversify=False, exclude_rated=False)

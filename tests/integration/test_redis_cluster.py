@@ -13,6 +13,7 @@ import pytest
 from redis.cluster import RedisCluster
 
 from bot.__main__ import main
+from bot.repo import ChatRepo
 from recommender.connection import cluster_url
 from recommender.slots import slot_of
 from recommender.store import PREFIX, Store, StoreUnavailable, user_key
@@ -99,17 +100,18 @@ def test_read_modify_write_and_a_workspace_purge_on_a_cluster(cluster_store: Sto
     from bot.slack_purge import purge_team
 
     store = cluster_store
+    chat = ChatRepo(store)
     uid = "slack:T7:U1"
     for n in range(3):
         store.update_user_json(uid, "onboard", lambda v, n=n: {**(v or {}), f"k{n}": n})
     assert store.get_user_json(uid, "onboard") == {"k0": 0, "k1": 1, "k2": 2}
     for i in range(12):
         store.apply_feedback(f"slack:T7:U{i}", f"2401.0000{i % 3}", "like")
-        store.put_subscription(
+        chat.put_subscription(
             f"dm:slack:T7:U{i}",
             {"id": f"dm:slack:T7:U{i}", "platform": "slack", "workspace": "T7"},
         )
-        store.remember_message(f"slack:T7:C1:{i}", {"paper": "2401.00001", "workspace": "T7"})
+        chat.remember_message(f"slack:T7:C1:{i}", {"paper": "2401.00001", "workspace": "T7"})
     store.apply_feedback("slack:T8:U1", "2401.00001", "like")
     assert purge_team(store, "T7") > 0
     # A deleted subscription keeps its order counter (a number) by design of `delete_subscription`.

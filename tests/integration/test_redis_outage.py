@@ -24,6 +24,7 @@ from bot.config import load_settings
 from bot.core import UNAVAILABLE, BotCore
 from bot.feedback import button_value
 from bot.ports import Context, Sent
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription
 from recommender.ingest import ingest
 from recommender.service import PaperService
@@ -123,7 +124,7 @@ def test_an_outage_gets_one_clear_line_each_and_service_resumes(
     papers = store.all_paper_ids()
     assert "Subscribed" in core.answer(CTX, "subscribe daily 09:00 UTC").text
     assert core.button(CTX, button_value(Feedback.LIKE, papers[0])).startswith("👍")
-    store.remember_message("slack:D1:1.0", {"paper": papers[1], "workspace": "T1"})
+    ChatRepo(store).remember_message("slack:D1:1.0", {"paper": papers[1], "workspace": "T1"})
     log_before = store.r.xlen(f"{PREFIX}feedback:log")
     runtime = sched.Runtime(settings=load_settings(), store=store, core=core)
     due = next_due()
@@ -160,14 +161,14 @@ def test_an_outage_gets_one_clear_line_each_and_service_resumes(
         papers[2]: set(),
     }
     assert store.words(CTX.uid, "topics") == set()
-    assert {s["id"] for s in store.subscriptions()} == {f"dm:slack:T1:{CTX.user}"}
+    assert {s["id"] for s in ChatRepo(store).subscriptions()} == {f"dm:slack:T1:{CTX.user}"}
     # Everything works again, the due digest included, sent once.
     assert core.button(CTX, button_value(Feedback.SAVE, papers[2])).startswith("🔖")
     assert core.reaction(CTX, "slack:D1:1.0", "+1", removed=False) is not None
     sub_id = f"dm:slack:T1:{CTX.user}"
     assert sched.digest_job(runtime, due) == {sub_id: "sent"}
     assert sched.digest_job(runtime, due) == {}
-    sub = Subscription.from_dict(store.get_subscription(sub_id))
+    sub = Subscription.from_dict(ChatRepo(store).get_subscription(sub_id))
     assert sub.last_period and len(port.intros) == 1
     store.close()
 
@@ -225,5 +226,5 @@ def test_a_digest_cut_by_an_outage_resumes_without_repeating_a_paper(
     assert len(port.intros) == 1
     # Every paper, the one whose record the outage cut included, maps back from its message.
     for _, card, _, key in port.cards:
-        assert store.message(key)["paper"] == card.paper_id
+        assert ChatRepo(store).message(key)["paper"] == card.paper_id
     store.close()

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
+from bot.repo import ChatRepo
 from recommender.store import (
     PREFIX,
     Store,
@@ -258,21 +259,21 @@ def test_many_vectors_are_cached_in_chunks(store: Store) -> None:
 
 
 def test_once_claims_a_key_until_it_expires_or_is_released(store: Store) -> None:
-    assert store.once("digest:slack:T1:U2:2026-06-12", 3600) is True
-    assert store.once("digest:slack:T1:U2:2026-06-12", 3600) is False
-    assert store.once("digest:slack:T1:U3:2026-06-12", 3600) is True
+    assert ChatRepo(store).once("digest:slack:T1:U2:2026-06-12", 3600) is True
+    assert ChatRepo(store).once("digest:slack:T1:U2:2026-06-12", 3600) is False
+    assert ChatRepo(store).once("digest:slack:T1:U3:2026-06-12", 3600) is True
     ttl = store.r.ttl(f"{PREFIX}once:digest:slack:T1:U2:2026-06-12")
     assert 0 < ttl <= 3600
 
-    store.release_once("digest:slack:T1:U2:2026-06-12")
-    assert store.once("digest:slack:T1:U2:2026-06-12", 3600) is True
+    ChatRepo(store).release_once("digest:slack:T1:U2:2026-06-12")
+    assert ChatRepo(store).once("digest:slack:T1:U2:2026-06-12", 3600) is True
 
     store.r.pexpire(f"{PREFIX}once:digest:slack:T1:U3:2026-06-12", 1)
     deadline = time.monotonic() + 5
     while store.r.exists(f"{PREFIX}once:digest:slack:T1:U3:2026-06-12"):
         assert time.monotonic() < deadline, "marker never expired"
         time.sleep(0.01)
-    assert store.once("digest:slack:T1:U3:2026-06-12", 3600) is True
+    assert ChatRepo(store).once("digest:slack:T1:U3:2026-06-12", 3600) is True
 
 
 def test_flush_prefix_deletes_only_paperbot_keys(store: Store) -> None:
@@ -281,7 +282,7 @@ def test_flush_prefix_deletes_only_paperbot_keys(store: Store) -> None:
         for key in others:
             store.r.set(key, "keep")
         store.write_papers([full_paper()], title_keys={"k": "2606.13392"})
-        store.once("x", 60)
+        ChatRepo(store).once("x", 60)
         store.put_vectors("m", {"h": np.zeros(4)})
         pipe = store.r.pipeline()
         for i in range(2500):
@@ -370,7 +371,7 @@ def test_a_server_lost_mid_run_raises_store_unavailable_everywhere(tmp_path: Pat
             lambda: client.paper_count(),
             lambda: client.log_ingest(report("hf", 1)),
             lambda: client.get_vectors("m", ["h"], 4),
-            lambda: client.once("x", 10),
+            lambda: ChatRepo(client).once("x", 10),
             lambda: list(client.iter_papers()),
         ]
         for call in calls:
@@ -458,21 +459,27 @@ def test_apply_feedback_toggle_and_exclusive(store: Store) -> None:
 
 
 def test_subscription_put_keeps_named_fields_and_update_merges(store: Store) -> None:
-    assert store.put_subscription("s1", {"id": "s1", "at": "09:00", "last_sent": None}) is False
-    assert store.update_subscription("s1", {"last_sent": 5.0, "last_period": "p"}) is not None
     assert (
-        store.put_subscription(
+        ChatRepo(store).put_subscription("s1", {"id": "s1", "at": "09:00", "last_sent": None})
+        is False
+    )
+    assert (
+        ChatRepo(store).update_subscription("s1", {"last_sent": 5.0, "last_period": "p"})
+        is not None
+    )
+    assert (
+        ChatRepo(store).put_subscription(
             "s1", {"id": "s1", "at": "10:00", "last_sent": None}, keep=("last_sent", "last_period")
         )
         is True
     )
-    assert store.get_subscription("s1") == {
+    assert ChatRepo(store).get_subscription("s1") == {
         "id": "s1",
         "at": "10:00",
         "last_sent": 5.0,
         "last_period": "p",
     }
-    assert store.delete_subscription("s1") is True
-    assert store.update_subscription("s1", {"last_sent": 6.0}) is None
-    assert store.get_subscription("s1") is None and store.subscriptions() == []
-    assert store.delete_subscription("s1") is False
+    assert ChatRepo(store).delete_subscription("s1") is True
+    assert ChatRepo(store).update_subscription("s1", {"last_sent": 6.0}) is None
+    assert ChatRepo(store).get_subscription("s1") is None and ChatRepo(store).subscriptions() == []
+    assert ChatRepo(store).delete_subscription("s1") is False

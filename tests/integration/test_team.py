@@ -12,6 +12,7 @@ import pytest
 from bot.core import BotCore
 from bot.delivery import Delivery
 from bot.ports import Context, Digest, Image, PaperCard, Sent, Target
+from bot.repo import ChatRepo
 from bot.subscriptions import Subscription
 from bot.team import Team, team_line
 from bot.trends import Trends, rising, topics_of
@@ -218,9 +219,9 @@ def test_a_weekly_channel_digest_brings_the_chart_names_and_the_top_of_the_week(
         size=5,
         last_sent=(now - timedelta(days=1)).timestamp(),
     )
-    store.put_subscription(sub.id, sub.to_dict())
+    ChatRepo(store).put_subscription(sub.id, sub.to_dict())
     for name in ("bo", "cy", "dee"):
-        store.add_channel_member("slack:T1:C1", team[name].uid)
+        ChatRepo(store).add_channel_member("slack:T1:C1", team[name].uid)
     port = Recording()
     delivery = Delivery(store, core.builder, {"slack": port})
     assert asyncio.run(delivery.send(sub, "2026-W01", now=now)) == "sent"

@@ -19,6 +19,7 @@ from pathlib import Path
 from bot.console import ConsolePort
 from bot.core import BotCore
 from bot.ports import Context
+from bot.repo import ChatRepo
 from recommender.ingest import ingest
 from recommender.service import PaperService
 from recommender.sources import parse_body
@@ -102,11 +103,12 @@ def exercise(store: Store, other: Store) -> dict[str, object]:
     # -- a digest through the chat core, delivered once, and a reaction on it.
     out = io.StringIO()
     core = BotCore(service)
+    chat = core.chat
     core.register(ConsolePort(out))
     assert core.answer(ANN, "subscribe daily 09:00 UTC").text.startswith("Subscribed")
-    [sub] = store.subscriptions()
+    [sub] = chat.subscriptions()
     sub["created"] = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
-    store.put_subscription(sub["id"], sub)
+    chat.put_subscription(sub["id"], sub)
     due = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
     assert asyncio.run(core.delivery.run_due(due)) == {sub["id"]: "sent"}
     assert asyncio.run(core.delivery.run_due(due)) == {}
@@ -115,16 +117,19 @@ def exercise(store: Store, other: Store) -> dict[str, object]:
     sent = sorted(k.removeprefix(f"{PREFIX}msg:") for k in keys(store) if ":msg:" in k)
     assert len(sent) == 10
     assert core.reaction(ANN, sent[0], "👍", removed=False) == "👍 Noted: more like this."
-    assert store.user_feedback(ANN.uid) == {store.message(sent[0])["paper"]: {"like"}}
+    assert store.user_feedback(ANN.uid) == {chat.message(sent[0])["paper"]: {"like"}}
 
     # -- the outbox, markers and leases.
-    store.put_pending("s:p", {"done": []})
-    assert store.get_pending("s:p") == {"done": []}
-    store.clear_pending("s:p")
-    assert store.once("k", 60) and not store.once("k", 60)
-    assert store.acquire_lease("clock", "a", 10_000) and not store.acquire_lease("clock", "b", 1)
-    assert store.release_lease("clock", "a")
-    assert store.update_subscription(sub["id"], {"size": 5})["size"] == 5
+    other_chat = ChatRepo(other)
+    chat.put_pending("s:p", {"done": []})
+    assert other_chat.get_pending("s:p") == {"done": []}
+    chat.clear_pending("s:p")
+    assert chat.once("k", 60) and not other_chat.once("k", 60)
+    assert chat.acquire_lease("clock", "a", 10_000)
+    assert not other_chat.acquire_lease("clock", "b", 1)
+    assert chat.release_lease("clock", "a")
+    assert chat.update_subscription(sub["id"], {"size": 5})["size"] == 5
+    chat.add_channel_member("console:local:C1", ANN.uid)
 
     # -- stats, then forget-me: nothing about the person is left.
     figures = {
@@ -138,7 +143,8 @@ def exercise(store: Store, other: Store) -> dict[str, object]:
     # "Sent" markers name the subscription and expire on their own; nothing else is left.
     left = [k for k in keys(store) if ANN.uid in k and not k.startswith(f"{PREFIX}once:sent:")]
     assert left == [], left
-    assert store.subscriptions() == []
+    assert chat.subscriptions() == []
+    assert chat.channel_members("console:local:C1") == set()
     forgotten = PEOPLE[3]
     assert store.forget_user(forgotten) > 0
     assert store.user_feedback(forgotten) == {}
