@@ -17,7 +17,7 @@ from bot.repo import ChatRepo
 from recommender.connection import cluster_url
 from recommender.slots import slot_of
 from recommender.store import PREFIX, Store, StoreUnavailable, user_key
-from tests.support.redis_cluster import free_ports, needs_cluster_tools
+from tests.support.redis_cluster import free_ports, move_slot, needs_cluster_tools
 from tests.support.store_slice import exercise
 
 pytestmark = needs_cluster_tools
@@ -138,3 +138,21 @@ def test_a_plain_url_to_a_cluster_node_says_how_to_name_the_cluster(
     port = redis_cluster_url.rsplit(":", 1)[1]
     with pytest.raises(StoreUnavailable, match=r"is a Redis Cluster node: .*redis\+cluster://"):
         Store.connect(f"redis://127.0.0.1:{port}/0")
+
+
+def test_a_slot_moved_to_another_node_is_followed(cluster_store: Store) -> None:
+    """Resharding under a running client: per-slot pipelines and scripts follow MOVED."""
+    store = cluster_store
+    ports = [node.port for node in store.r.get_primaries()]
+    people = [f"slack:T1:U{i}" for i in range(20)]
+    for uid in people:
+        store.apply_feedback(uid, "2401.00001", "like")
+    before = store.feedback_rows_of(people)
+    old, new = move_slot(ports, slot_of(user_key(people[3], "rx")))
+    assert old != new
+    assert store.feedback_rows_of(people) == before
+    assert store.apply_feedback(people[3], "2401.00002", "save") == {"save"}
+    move_slot(ports, slot_of(f"{PREFIX}likers:2401.00001"))
+    store.apply_feedback(people[4], "2401.00001", "save")
+    assert len(store.likers(["2401.00001"])["2401.00001"]) == 20
+    assert store.feedback_rows_of(people[3:4]) == [[b"2401.00001", b"like", b"2401.00002", b"save"]]

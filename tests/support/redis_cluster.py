@@ -90,3 +90,26 @@ def running_cluster(workdir: Path, nodes: int = 3) -> Iterator[list[int]]:
         for port in ports:
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 _cli(port, "shutdown", "nosave")
+
+
+def move_slot(ports: list[int], slot: int) -> tuple[int, int]:
+    """Move one slot, with its keys, to another node (as a resharding does);
+    returns (old owner's port, new owner's port). Clients learn of it by MOVED."""
+    import redis
+
+    nodes = {p: redis.Redis(port=p) for p in ports}
+    try:
+        ids = {p: c.execute_command("CLUSTER MYID").decode() for p, c in nodes.items()}
+        slots = nodes[ports[0]].execute_command("CLUSTER SLOTS")
+        owner = next(int(s[2][1]) for s in slots if int(s[0]) <= slot <= int(s[1]))
+        target = next(p for p in ports if p != owner)
+        nodes[target].execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[owner])
+        nodes[owner].execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[target])
+        while keys := nodes[owner].execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            nodes[owner].execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+        for client in nodes.values():
+            client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[target])
+        return owner, target
+    finally:
+        for client in nodes.values():
+            client.close()
