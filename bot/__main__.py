@@ -34,6 +34,7 @@ from bot.cli_app import (
 )
 from bot.cli_chat import add_console, add_run, start_console
 from bot.cli_model import add_dataset, add_eval, add_train
+from bot.cli_worker import add_worker
 from bot.config import ConfigError, Settings, load_settings
 from recommender import ids, pipeline
 from recommender.index import QueryError, SearchIndex
@@ -390,6 +391,28 @@ def _print_stats(app: App, store: Store, index_size: int | None) -> None:
     if index_size is not None:
         out.print(f"Search index: {index_size} papers")
     _print_slack_workspaces(app, store)
+    _print_jobs(app, store)
+
+
+def _print_jobs(app: App, store: Store) -> None:
+    """Jobs waiting per queue and the dead-letter queue's size (jobs that failed N times)."""
+    from bot.jobs.actors import Jobs
+    from bot.jobs.broker import broker_kind, build_broker, dead_letters, queued
+
+    try:
+        broker = build_broker(app.settings, store.r)
+        Jobs(broker)
+        waiting, dead = queued(broker), dead_letters(broker)
+    except Exception as exc:  # the broker is optional for stats: say so in one line
+        masked = redact.Redactor(redact.settings_secrets(app.settings)).mask(sched.first_line(exc))
+        app.out.print(f"Jobs: broker unavailable ({masked})", style="red")
+        return
+    busy = ", ".join(f"{q} {n}" for q, n in waiting.items() if n) or "none"
+    app.out.print(
+        f"Jobs ({broker_kind(broker)} broker): waiting {busy}; "
+        f"dead-letter queue: {sum(dead.values())}"
+    )
+    broker.close()
 
 
 def _print_slack_workspaces(app: App, store: Store) -> None:
@@ -517,6 +540,7 @@ COMMANDS: list[Registrar] = [
     add_stats,
     add_console,
     add_run,
+    add_worker,
     add_train,
     add_eval,
     add_dataset,

@@ -17,6 +17,8 @@ from bot.cli_app import App, CommandError, add_command
 from bot.console import Console as ChatConsole
 from bot.console import ConsolePort, interactive
 from bot.core import BotCore
+from bot.jobs.context import loop_thread
+from bot.jobs.engine import delivery_ports, start_engine
 from recommender.service import PaperService
 
 log = logging.getLogger("bot")
@@ -103,7 +105,13 @@ def _platforms(app: App, core: BotCore) -> list[Any]:
     return runtimes
 
 
-async def _serve(app: App, core: BotCore, runtime: sched.Runtime, stop: threading.Event) -> None:
+async def _serve(
+    app: App,
+    core: BotCore,
+    runtime: sched.Runtime,
+    stop: threading.Event,
+    threads: int | None = None,
+) -> None:
     """Start the chat adapters and the scheduler; run until `stop`."""
     runtime.loop = asyncio.get_running_loop()
     adapters = _platforms(app, core)
@@ -117,6 +125,16 @@ async def _serve(app: App, core: BotCore, runtime: sched.Runtime, stop: threadin
         for adapter in started:
             await adapter.stop()
         raise CommandError(sched.first_line(exc)) from None
+    ports = delivery_ports(
+        app.settings, core.store, [p for name, p in core.ports.items() if name != "slack"]
+    )
+    if "slack" in ports:
+        from bot.slack_app import open_session
+
+        await open_session(ports["slack"])
+    engine = start_engine(
+        app.settings, core, runtime, loop=runtime.loop, ports=ports, threads=threads
+    )
     scheduler = sched.SchedulerService(runtime)
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
@@ -130,12 +148,13 @@ async def _serve(app: App, core: BotCore, runtime: sched.Runtime, stop: threadin
             await asyncio.sleep(0.5)
     finally:
         stop.set()  # also on Ctrl-C, which arrives here as a cancellation
+        await asyncio.to_thread(thread.join, 60)
+        await asyncio.to_thread(engine.stop)
         for adapter in adapters:
             try:
                 await adapter.stop()
             except Exception as exc:  # stopping one adapter must not block the others
                 log.warning("stopping %s failed: %s", type(adapter).__name__, exc)
-        await asyncio.to_thread(thread.join, 60)
 
 
 def cmd_run(args: argparse.Namespace, app: App) -> int:
@@ -166,9 +185,9 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
         if stop.is_set():
             pass  # stopped while loading the model
         elif has_chat or args.no_console or not sys.stdin.isatty():
-            asyncio.run(_serve(app, core, runtime, stop))
+            asyncio.run(_serve(app, core, runtime, stop, args.threads))
         else:
-            _run_with_console(app, core, runtime, stop)
+            _run_with_console(app, core, runtime, stop, args.threads)
     except KeyboardInterrupt:
         stop.set()
     finally:
@@ -180,11 +199,19 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
 
 
 def _run_with_console(
-    app: App, core: BotCore, runtime: sched.Runtime, stop: threading.Event
+    app: App,
+    core: BotCore,
+    runtime: sched.Runtime,
+    stop: threading.Event,
+    threads: int | None = None,
 ) -> None:
-    """Scheduler in the background, the console chat in the foreground."""
+    """Scheduler and worker in the background, the console chat in the foreground."""
     # Console subscribers get their scheduled digests printed here.
     core.register(ConsolePort())
+    loop = loop_thread()
+    engine = start_engine(
+        app.settings, core, runtime, loop=loop, ports=dict(core.ports), threads=threads
+    )
     scheduler = sched.SchedulerService(runtime)
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
@@ -197,6 +224,8 @@ def _run_with_console(
     finally:
         stop.set()
         thread.join(60)
+        engine.stop()
+        loop.call_soon_threadsafe(loop.stop)
 
 
 def add_run(sub: Any) -> None:
@@ -216,5 +245,11 @@ def add_run(sub: Any) -> None:
         "--no-console",
         action="store_true",
         help="never start the console chat (run headless even without chat tokens)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of the in-process job worker (PAPERBOT_WORKER_THREADS)",
     )
     p.set_defaults(handler=cmd_run)

@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
     discord_api_url: str = Field("https://discord.com/api/v10", validation_alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
+    # The task engine: empty = a Redis broker on paperbot's own Redis; amqp://… = RabbitMQ.
+    broker_url: SecretStr | None = Field(None, validation_alias="PAPERBOT_BROKER_URL")
+    worker_threads: int = Field(8, ge=1, le=256, validation_alias="PAPERBOT_WORKER_THREADS")
+    # Times a failing job is retried (with backoff) before it goes to the dead-letter queue.
+    job_retries: int = Field(5, ge=0, le=100, validation_alias="PAPERBOT_JOB_RETRIES")
+    # Slack publishes no workspace-wide limit: messages per second paperbot allows itself.
+    slack_workspace_rate: int = Field(
+        8, ge=1, le=1000, validation_alias="PAPERBOT_SLACK_WORKSPACE_RATE"
+    )
+    discord_rate: int = Field(50, ge=1, le=1000, validation_alias="PAPERBOT_DISCORD_RATE")
 
     # -- validation -----------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ import asyncio
 import base64
 import logging
 import secrets
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.digest import DigestBuilder
 from bot.ports import ChatPort, DeliveryError, Digest, Image, PaperCard, Sent, Target
@@ -22,12 +22,34 @@ from bot.repo import ChatRepo
 from bot.subscriptions import Subscription, due
 from recommender.store import Store
 
+if TYPE_CHECKING:
+    from bot.jobs.limits import RateGate
+
 log = logging.getLogger(__name__)
 
 SENT_TTL = 40 * 86400  # longer than any period, so a period is never sent twice
-LOCK_TTL = 600  # one sender per digest at a time
+# One sender per digest at a time. Renewed after every message, so it outlives a crashed
+# sender by at most this long (a redelivered job resumes the digest soon after), and it is
+# far shorter than a job may run.
+LOCK_TTL = 20
 MAX_ATTEMPTS = 8
 INTRO = "intro"  # the outbox's name for a digest's first message
+
+
+@dataclass(slots=True)
+class Step:
+    """What one delivery pass did, and when the digest wants the next one (seconds)."""
+
+    outcome: str
+    delay: float = 0.0
+
+
+class Later(Exception):
+    """Stop posting for now: the channel (or the platform) takes the next message later."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"later ({delay:.1f}s)")
+        self.delay = delay
 
 
 def target_of(sub: Subscription) -> Target:
@@ -45,13 +67,23 @@ def serves(port: ChatPort, workspace: str) -> bool:
 class Delivery:
     """Runs due digests through the right platform adapter."""
 
-    def __init__(self, store: Store, builder: DigestBuilder, ports: dict[str, ChatPort]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        builder: DigestBuilder,
+        ports: dict[str, ChatPort],
+        *,
+        gate: RateGate | None = None,
+    ) -> None:
         self.store = store
         self.chat = ChatRepo(store)
         self.builder = builder
         self.ports = ports
+        # Shared rate limits (task workers); None posts as fast as the port allows.
+        self.gate = gate
         # This process's lock token: a lock it could not release (Redis went away mid-send)
-        # is its own to take again as soon as Redis is back, not only after LOCK_TTL.
+        # is its own to take again as soon as Redis is back, not only after LOCK_TTL; within
+        # the process `_sending` keeps one pass per digest.
         self._token = secrets.token_hex(8)
         self._sending: set[str] = set()
 
@@ -80,29 +112,70 @@ class Delivery:
         return results
 
     async def send(self, sub: Subscription, period: str, *, now: datetime | None = None) -> str:
-        """Build (or resume) and post one digest: `sent`, `empty`, `skipped`, `retry`, `failed`."""
+        """Build (or resume) and post one digest: `sent`, `empty`, `skipped`, `retry`, `failed`
+        (or `later`, with a rate gate, when the rest must wait)."""
+        return (await self.step(sub, period, now=now)).outcome
+
+    async def step(self, sub: Subscription, period: str, *, now: datetime | None = None) -> Step:
+        """`send`, also saying when to come back: a digest another sender holds (`skipped`
+        with a delay) or one whose channel takes its next message later (`later`)."""
         now = now or datetime.now(UTC)
         key = f"{sub.id}:{period}"
         if self.chat.is_marked(f"sent:{key}"):
-            return "skipped"
+            # A digest parked again after it went out (a late duplicate job) is never sent.
+            self.chat.clear_pending(key)
+            return Step("skipped")
         lock = f"sending:{key}"
-        if key in self._sending or not self.chat.acquire_lease(lock, self._token, LOCK_TTL * 1000):
-            return "skipped"
+        token = self._token
+        if key in self._sending or not self.chat.acquire_lease(lock, token, LOCK_TTL * 1000):
+            return Step("skipped", self._lock_left(lock))
         self._sending.add(key)
         try:
-            return await self._send_locked(sub, period, key, now)
+            return await self._send_locked(sub, period, key, now, (lock, token))
+        except Later as later:
+            return Step("later", later.delay)
         finally:
             self._sending.discard(key)
-            self.chat.release_lease(lock, self._token)
+            self.chat.release_lease(lock, token)
 
-    async def _send_locked(self, sub: Subscription, period: str, key: str, now: datetime) -> str:
-        """The body of `send`, with the per-digest lock held."""
+    def park_many(
+        self, subs: list[tuple[Subscription, str]], now: datetime
+    ) -> list[tuple[Subscription, str]]:
+        """Build and park the digests of a batch; returns those with something to send.
+
+        A digest already parked (or sent) is left as it is, so a repeated job changes nothing.
+        """
+        out = []
+        for sub, period in subs:
+            key = f"{sub.id}:{period}"
+            if self.chat.is_marked(f"sent:{key}"):
+                continue
+            if self.chat.get_pending(key) is None:
+                digest = self.builder.digest_for(sub, period, now.timestamp())
+                if digest is None:
+                    self._finish(sub, period, key, [], now)
+                    continue
+                record = {"digest": _digest_dict(digest), "done": [], "thread": None, "attempts": 0}
+                if self.chat.park_new(key, record):
+                    self.chat.update_subscription(sub.id, {"last_period": period})
+            out.append((sub, period))
+        return out
+
+    def _lock_left(self, lock: str) -> float:
+        """Seconds until another sender's lock on a digest runs out (if it never renews)."""
+        left = self.chat.r.pttl(f"pb:lease:{lock}")
+        return max(0.5, (left if left and left > 0 else 1000) / 1000)
+
+    async def _send_locked(
+        self, sub: Subscription, period: str, key: str, now: datetime, lock: tuple[str, str]
+    ) -> Step:
+        """The body of `step`, with the per-digest lock held."""
         pending = self.chat.get_pending(key)
         if pending is None:
             digest = await asyncio.to_thread(self.builder.digest_for, sub, period, now.timestamp())
             if digest is None:
                 self._finish(sub, period, key, [], now)
-                return "empty"
+                return Step("empty")
             pending = {"digest": _digest_dict(digest), "done": [], "thread": None, "attempts": 0}
             self.chat.put_pending(key, pending)
             # Record the period at once: a failure now resumes this digest, not a new one.
@@ -117,6 +190,7 @@ class Delivery:
                 pending["thread"] = intro.message_key
                 pending["inflight"] = None
                 self.chat.put_pending(key, pending)
+                self._keep(lock)
             if digest.image is not None and not pending.get("image_done"):
                 await post_image(port, target, digest.image, pending["thread"])
                 pending["image_done"] = True
@@ -132,10 +206,17 @@ class Delivery:
                 pending["done"].append(card.paper_id)
                 pending["inflight"] = None
                 self.chat.put_pending(key, pending)
+                self._keep(lock)
                 # Posted is sent: a later digest must not offer it again, even if this one
                 # never completes.
                 self.store.mark_seen(sub.subscriber, [card.paper_id], now.timestamp())
         except DeliveryError as exc:
+            if exc.retry_after is not None and self.gate is not None:
+                # A 429: the platform names the wait; the job comes back after it.
+                pending["inflight"] = None
+                self.chat.put_pending(key, pending)
+                log.info("digest %s rate limited; resuming in %.1fs", key, exc.retry_after)
+                return Step("later", max(exc.retry_after, 0.1))
             pending["attempts"] += 1
             pending["error"] = str(exc)
             self.chat.put_pending(key, pending)
@@ -146,10 +227,15 @@ class Delivery:
                 # Tell once when giving up hope, not again on every later retry.
                 if pending["attempts"] == MAX_ATTEMPTS:
                     await self._tell_owner(sub, exc)
-                return "failed"
-            return "retry"
+                return Step("failed")
+            return Step("retry")
         self._finish(sub, period, key, pending["done"], now)
-        return "sent"
+        return Step("sent")
+
+    def _keep(self, lock: tuple[str, str]) -> None:
+        """Renew the digest's lock after progress; stop if another sender took it meanwhile."""
+        if not self.chat.renew_lease(lock[0], lock[1], LOCK_TTL * 1000):
+            raise Later(self._lock_left(lock[0]))
 
     async def _post(
         self,
@@ -167,6 +253,11 @@ class Delivery:
         first (ports with `find_sent`), so resuming never repeats a message.
         """
         name = card.paper_id if card else INTRO
+        if self.gate is not None:
+            delay = self.gate.channel_delay(target)
+            if delay > 0:
+                raise Later(delay)
+            await self.gate.wait_turn(target)
         find = getattr(port, "find_sent", None)
         if pending.get("inflight") == name:
             if find is not None:

@@ -66,6 +66,8 @@ class Runtime:
     # The chat side, when one runs: digests are sent through it, on its event loop.
     core: Any = None
     loop: asyncio.AbstractEventLoop | None = None
+    # The task engine (`bot.jobs.actors.Jobs`): when set, scheduled jobs only enqueue.
+    jobs: Any = None
 
     def get_encoder(self) -> TextEncoder | None:
         """The encoder, built by `encoder_factory` the first time it is needed."""
@@ -135,7 +137,28 @@ def first_line(exc: BaseException) -> str:
 
 
 def ingest_job(runtime: Runtime, kind: str) -> IngestReport | None:
-    """The scheduled ingest of one source: never raises, logs one line per run."""
+    """The scheduled ingest of one source: enqueued for a worker when a task engine runs,
+    else run here (never raises, logs one line per run)."""
+    if runtime.jobs is not None:
+        return _enqueue(lambda: runtime.jobs.ingest(kind), f"ingest {kind}")
+    report = run_ingest(runtime, kind)
+    core = runtime.core
+    if report is not None and report.new and core is not None and core.service.state is None:
+        # The first papers of a new library: publish a model now, not at the next retrain.
+        retrain_job(runtime)
+    return report
+
+
+def _enqueue(send: Callable[[], None], what: str) -> None:
+    """Enqueue a job; a broker that cannot be reached costs this tick only (one line)."""
+    try:
+        send()
+    except Exception as exc:
+        log.error("could not enqueue %s: %s: %s", what, type(exc).__name__, first_line(exc))
+
+
+def run_ingest(runtime: Runtime, kind: str) -> IngestReport | None:
+    """Ingest one source now: never raises, logs one line per run."""
     try:
         report = ingest_with_settings(runtime, kind)
     except StoreUnavailable as exc:
@@ -149,9 +172,6 @@ def ingest_job(runtime: Runtime, kind: str) -> IngestReport | None:
         log.error("ingest %s: %s", report.source, report.error)
     else:
         log.info("ingest %s", report.summary())
-    if report.new and runtime.core is not None and runtime.core.service.state is None:
-        # The first papers of a new library: publish a model now, not at the next retrain.
-        retrain_job(runtime)
     return report
 
 
@@ -236,6 +256,14 @@ def slack_purge_job(runtime: Runtime, now: float | None = None) -> dict[str, int
 
 
 def retrain_job(runtime: Runtime) -> bool:
+    """The scheduled retrain: enqueued when a task engine runs, else run here."""
+    if runtime.jobs is not None:
+        _enqueue(runtime.jobs.retrain, "retrain")
+        return False
+    return run_retrain(runtime)
+
+
+def run_retrain(runtime: Runtime) -> bool:
     """Fit and publish the recommender if none is published yet, or if feedback changed
     (or the catalogue grew) since the last fit."""
     service = runtime.core.service
@@ -256,7 +284,14 @@ def retrain_job(runtime: Runtime) -> bool:
 
 
 def digest_job(runtime: Runtime, now: datetime | None = None) -> dict[str, str]:
-    """Send every digest that is due, on the chat event loop; never raises."""
+    """The per-minute digest tick: enqueues the slot's planning job (workers rank and send).
+
+    Without a task engine (one-process tools and tests) it sends here, on the chat loop.
+    Never raises.
+    """
+    if runtime.jobs is not None:
+        _enqueue(lambda: runtime.jobs.plan(now), "the digest plan")
+        return {}
     core = runtime.core
     try:
         coro = core.delivery.run_due(now)

@@ -656,17 +656,45 @@ _WEB_LOG = logging.getLogger(f"{__name__}.web")
 _WEB_LOG.setLevel(logging.INFO)
 
 
-def make_client(token: str | None, base_url: str) -> AsyncWebClient:
-    """A Web API client that waits out 429s (Retry-After) and retries dropped connections."""
+def make_client(token: str | None, base_url: str, *, wait_on_429: bool = True) -> AsyncWebClient:
+    """A Web API client that retries dropped connections and waits out 429s (Retry-After).
+
+    Task workers pass `wait_on_429=False`: a 429 then surfaces as a DeliveryError naming the
+    wait, and the job comes back after it instead of holding a worker thread.
+    """
+    handlers: list[Any] = [AsyncConnectionErrorRetryHandler(max_retry_count=2)]
+    if wait_on_429:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         logger=_WEB_LOG,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        ],
+        retry_handlers=handlers,
     )
+
+
+def delivery_port(settings: Settings, store: Any) -> SlackPort | None:
+    """The Slack port a task worker delivers digests through (None: Slack not configured).
+
+    It shares nothing with the Bolt app: no listener, no token check, 429s surface.
+    """
+    if settings.slack_install_flow:
+        base = make_client(None, settings.slack_api_url, wait_on_429=False)
+        installs = RedisInstallationStore(store, logger=_BOLT_LOG)
+        return SlackPort(workspaces=WorkspaceClients(installs, base, install_config(settings)))
+    if settings.slack_bot_token is None:
+        return None
+    token = settings.slack_bot_token.get_secret_value()
+    return SlackPort(make_client(token, settings.slack_api_url, wait_on_429=False))
+
+
+async def open_session(port: SlackPort) -> None:
+    """Give a delivery port one HTTP session (kept-alive connections), on the running loop."""
+    session = aiohttp.ClientSession()
+    if port.client is not None:
+        port.client.session = session
+    if port.workspaces is not None:
+        port.workspaces.base.session = session
 
 
 @dataclass
@@ -1031,9 +1059,7 @@ class SlackRuntime:
             reply = await self.core.answer_async(ctx, unescape(body.get("text")))
             await self._answer(body, client, ctx, reply)
 
-    async def _answer(
-        self, body: dict, client: AsyncWebClient, ctx: Context, reply: Reply
-    ) -> None:
+    async def _answer(self, body: dict, client: AsyncWebClient, ctx: Context, reply: Reply) -> None:
         """A reply, its images (uploaded to the channel) and its follow-ups, in order."""
         for part in (reply, *reply.followups):
             response_type = "ephemeral" if part.ephemeral else "in_channel"
@@ -1211,9 +1237,7 @@ class SlackRuntime:
             if not files:
                 await self._welcome(client, team, user, channel)
                 return
-            ctx = Context(
-                platform="slack", workspace=team, user=user, channel=channel, is_dm=True
-            )
+            ctx = Context(platform="slack", workspace=team, user=user, channel=channel, is_dm=True)
             reply = await self._import_shared(client, ctx, files[0])
             if len(files) > 1:
                 reply.text += "\n(Only the first file was read: share one library at a time.)"

@@ -26,6 +26,11 @@ class OutboxRepo(RedisRepo):
         self.r.set(outbox_key(key), json.dumps(record), ex=OUTBOX_TTL)
 
     @_translate
+    def park_new(self, key: str, record: dict[str, Any]) -> bool:
+        """Park a digest unless one is parked under `key` already; True if this one was."""
+        return bool(self.r.set(outbox_key(key), json.dumps(record), ex=OUTBOX_TTL, nx=True))
+
+    @_translate
     def get_pending(self, key: str) -> dict[str, Any] | None:
         """A parked digest, or None."""
         raw = self.r.get(outbox_key(key))
