@@ -156,3 +156,98 @@ def test_a_slot_moved_to_another_node_is_followed(cluster_store: Store) -> None:
     store.apply_feedback(people[4], "2401.00001", "save")
     assert len(store.likers(["2401.00001"])["2401.00001"]) == 20
     assert store.feedback_rows_of(people[3:4]) == [[b"2401.00001", b"like", b"2401.00002", b"save"]]
+
+
+def test_digests_go_out_through_workers_with_the_broker_on_one_redis(
+    cluster_store: Store,
+    store: Store,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """paperbot's state on the cluster, Dramatiq's queues and rate limits on one Redis:
+    a planned slot reaches every subscriber once, through a worker."""
+    import asyncio
+    import io
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from bot.config import load_settings
+    from bot.console import ConsolePort
+    from bot.core import BotCore
+    from bot.jobs.broker import limits_client
+    from bot.jobs.engine import start_engine
+    from bot.ports import Context
+    from recommender.ingest import ingest
+    from recommender.service import PaperService
+    from recommender.sources import parse_body
+
+    seed = Path(__file__).resolve().parents[1] / "fixtures" / "seed_papers.jsonl"
+    monkeypatch.setenv("REDIS_URL", redis_cluster_url_of(cluster_store))
+    monkeypatch.setenv("PAPERBOT_BROKER_URL", redis_url)
+    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PAPERBOT_EMBEDDINGS", "false")
+    settings = load_settings()
+    ingest(cluster_store, parse_body("jsonl", seed.read_bytes()), "jsonl")
+    core = BotCore(PaperService(cluster_store, encoder=None))
+    people = [Context("console", "local", f"u{i}", is_dm=True) for i in range(6)]
+    for ctx in people:
+        assert core.answer(ctx, "subscribe daily 09:00 UTC").text.startswith("Subscribed")
+    for record in core.chat.subscriptions():
+        record["created"] = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+        core.chat.put_subscription(record["id"], record)
+    out = io.StringIO()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    engine = start_engine(
+        settings, core, None, loop=loop, ports={"console": ConsolePort(out)}, threads=2
+    )
+    try:
+        assert limits_client(engine.broker, cluster_store.r) is engine.broker.client
+        due = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
+        engine.jobs.plan(due)
+        engine.jobs.plan(due)  # a second tick for the same slot plans nothing more
+        deadline = time.monotonic() + 60
+        while out.getvalue().count("=== ") < len(people) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        engine.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert out.getvalue().count("=== ") == len(people)
+    for ctx in people:
+        assert len(cluster_store.seen(ctx.uid)) == 10
+    # Only the queues (and rate-limit counters) live on the broker's Redis.
+    elsewhere = [
+        k
+        for k in store.r.scan_iter(match=f"{PREFIX}*")
+        if not k.startswith((b"pb:jobs", b"pb:rate:"))
+    ]
+    assert elsewhere == []
+
+
+def test_the_task_engine_never_runs_on_the_cluster(
+    cluster_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Dramatiq's broker and limiter need one Redis: a cluster URL for them is refused."""
+    from bot.config import ConfigError, load_settings
+    from bot.jobs.broker import build_broker
+
+    monkeypatch.setenv("REDIS_URL", redis_cluster_url_of(cluster_store))
+    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(tmp_path))
+    with pytest.raises(
+        ConfigError, match="REDIS_URL names a Redis Cluster: set PAPERBOT_BROKER_URL"
+    ):
+        build_broker(load_settings(), cluster_store.r)
+    monkeypatch.setenv("PAPERBOT_BROKER_URL", redis_cluster_url_of(cluster_store))
+    with pytest.raises(ConfigError, match=r"PAPERBOT_BROKER_URL: .* need a single Redis"):
+        build_broker(load_settings(), cluster_store.r)
+
+
+def redis_cluster_url_of(store: Store) -> str:
+    """The `redis+cluster://` URL of the cluster a store is connected to."""
+    node = store.r.get_primaries()[0]
+    return f"redis+cluster://{node.host}:{node.port}"
