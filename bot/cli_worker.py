@@ -59,7 +59,7 @@ def cmd_worker(args: argparse.Namespace, app: App) -> int:
     )
     app.err.print(
         f"paperbot worker: {args.threads or settings.worker_threads} threads on "
-        f"{', '.join(sorted(engine.worker.queues)) if engine.worker else '-'} "
+        f"{', '.join(sorted(engine.queues))} "
         f"({app.where()}). Ctrl-C to stop."
     )
     try:

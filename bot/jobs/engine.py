@@ -35,6 +35,7 @@ class Engine:
     jobs: Jobs
     context: JobContext
     worker: dramatiq.Worker | None = None
+    queues: tuple[str, ...] = ()
 
     def stop(self) -> None:
         """Stop consuming (running jobs finish or are redelivered) and close the broker."""
@@ -92,6 +93,7 @@ def start_engine(
     engine = Engine(broker, jobs, context)
     if consume:
         chosen = list(queues) if queues else serving_queues(ports)
+        engine.queues = tuple(chosen)
         for queue in chosen:
             broker.declare_queue(queue)
         engine.worker = dramatiq.Worker(

@@ -49,7 +49,7 @@ class RateGate:
         """
         if target.platform != "slack":
             return 0.0
-        key = f"slack:ch:{target.workspace}:{target.target}"
+        key = f"slack:ch:{target.workspace}:{target.kind}:{target.id}"
         return 0.0 if self._take(key, CHANNEL_RATE) else until_next_window()
 
     async def wait_turn(self, target: Target) -> None:
