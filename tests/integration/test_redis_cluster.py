@@ -14,7 +14,6 @@ from redis.cluster import RedisCluster
 
 from bot.__main__ import main
 from bot.repo import ChatRepo
-from recommender.connection import cluster_url
 from recommender.slots import slot_of
 from recommender.store import PREFIX, Store, StoreUnavailable, user_key
 from tests.support.redis_cluster import free_ports, move_slot, needs_cluster_tools
@@ -70,19 +69,6 @@ def test_stats_and_search_from_the_command_line_on_a_cluster(
     assert "Papers: 95" in out and "redis+cluster://127.0.0.1:" in out
     assert main(["search", "diffusion"]) == 0
     assert "iffusion" in capsys.readouterr().out
-
-
-def test_a_cluster_url_is_recognised_by_scheme_or_query() -> None:
-    """`redis+cluster://`, `rediss+cluster://` and `?cluster=1` name a cluster."""
-    assert cluster_url("redis+cluster://h:7000") == "redis://h:7000"
-    assert cluster_url("rediss+cluster://:pw@h:7000/0") == "rediss://:pw@h:7000"
-    assert cluster_url("redis://h:7000?cluster=yes&ssl_cert_reqs=none") == (
-        "redis://h:7000?ssl_cert_reqs=none"
-    )
-    assert cluster_url("redis://h:6379/2") is None
-    assert cluster_url("redis://h:6379?cluster=0") is None
-    with pytest.raises(ValueError, match="only database 0"):
-        cluster_url("redis+cluster://h:7000/3")
 
 
 def test_an_unreachable_cluster_is_one_clear_line() -> None:
