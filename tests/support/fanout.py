@@ -107,9 +107,9 @@ class Served:
         self.thread.start()
         self.base = self.run(fake.start())
 
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    def run(self, coro: Coroutine[Any, Any, _T], timeout: float = 30) -> _T:
         """Run a coroutine on the fake's loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     @property
     def api_url(self) -> str:
@@ -123,7 +123,14 @@ class Served:
         self.thread.join(5)
 
 
-def seed(store: Store, subscribers: int, *, teams: Sequence[str] = (TEAM,), size: int = 5) -> dict:
+def seed(
+    store: Store,
+    subscribers: int,
+    *,
+    teams: Sequence[str] = (TEAM,),
+    size: int = 5,
+    prefix: str = "U",
+) -> dict[str, str]:
     """The sample papers, and `subscribers` DM subscriptions due this minute (UTC), spread
     over `teams`; returns subscription id -> the period due now."""
     pipeline.ingest_source(store, "jsonl", body=SEED.read_bytes(), label="seed")
@@ -134,7 +141,7 @@ def seed(store: Store, subscribers: int, *, teams: Sequence[str] = (TEAM,), size
     periods = {}
     for i in range(subscribers):
         team = teams[i % len(teams)]
-        user = f"U{i:06d}"
+        user = f"{prefix}{i:06d}"
         sub = Subscription(
             id=subscription_id("dm", "slack", team, user),
             kind="dm",
