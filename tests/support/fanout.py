@@ -44,6 +44,8 @@ class RateLimitedSlack(FakeSlack):
     retry_after: int = 1
     limited: int = 0
     post_times: list[float] = field(default_factory=list)
+    # (when, HTTP status) of every post that got past the limits (queued failures included).
+    answered: list[tuple[float, int]] = field(default_factory=list)
     _windows: dict[tuple[str, int], int] = field(default_factory=dict)
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -62,7 +64,9 @@ class RateLimitedSlack(FakeSlack):
                 self._windows[key] = self._windows.get(key, 0) + 1
             await asyncio.sleep(self.latency)
             answer = await super()._api(_Reread(request))  # type: ignore[arg-type]
-            self.post_times.append(time.time())
+            self.answered.append((time.time(), answer.status))
+            if answer.status == 200:
+                self.post_times.append(time.time())
             return answer
         await asyncio.sleep(self.latency)
         return await super()._api(request)
