@@ -684,6 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         err.print(f"error: {exc}")
         return exc.code
+    except ConfigError as exc:  # a setting found wrong only once it is used (the broker)
+        err.print(f"error: configuration: {exc}")
+        return 2
     except (StoreUnavailable, SourceError) as exc:
         err.print(f"error: {sched.first_line(exc)}")
         return 1

@@ -17,6 +17,8 @@ __all__ = ["ConfigError", "Settings", "load_settings"]
 
 _CATEGORY = re.compile(r"^[a-z][a-z\-]*(\.[A-Za-z\-]+)?$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# A Redis Cluster is named by its own scheme or by `?cluster=1` (see recommender.connection).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 
 
 class ConfigError(ValueError):
@@ -138,9 +140,9 @@ class Settings(BaseSettings):
         """Catch a URL without a Redis scheme before it becomes a confusing connect error."""
         if value is not None:
             text = value.get_secret_value().strip()
-            if not text.lower().startswith(("redis://", "rediss://", "unix://")):
+            if not text.lower().startswith(REDIS_SCHEMES):
                 # Never echo the value: it may hold a password.
-                raise ValueError("expected a redis://, rediss:// or unix:// URL")
+                raise ValueError("expected a redis://, rediss://, unix:// or redis+cluster:// URL")
             return SecretStr(text)
         return value
 

@@ -254,10 +254,9 @@ class Delivery:
         """
         name = card.paper_id if card else INTRO
         if self.gate is not None:
-            delay = self.gate.channel_delay(target)
+            delay = await self.gate.clear(target)
             if delay > 0:
                 raise Later(delay)
-            await self.gate.wait_turn(target)
         find = getattr(port, "find_sent", None)
         if pending.get("inflight") == name:
             if find is not None:

@@ -36,6 +36,14 @@ Redis Cluster slot):
 
 Other `pb:` keys belong to whoever uses this Redis beside the recommender (its `flush_prefix`
 deletes them too).
+
+Redis Cluster (`redis+cluster://host:port`, see recommender.connection): a person's keys
+share the `{uid}` hash tag, so one slot. No command, transaction or script spans two
+slots there: multi-key reads and writes over papers or people go one slot at a time in
+one pipeline (recommender.slots), and the few steps that are transactions on one server
+(a paper batch, the feedback counters) become ordered steps. On one server every path
+keeps its one-command, one-round-trip form, and the key names are the same on both, so
+existing data needs no migration.
 """
 
 from __future__ import annotations
@@ -57,8 +65,11 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.retry import Retry
 
+from recommender import slots
+from recommender.connection import client_from_url, is_cluster, is_cluster_node
 from recommender.types import IngestReport, Paper
 
 PREFIX = "pb:"
@@ -268,7 +279,7 @@ def _translate(method: Callable[_P, _T]) -> Callable[_P, _T]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return method(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (redis.ConnectionError, redis.TimeoutError, ClusterDownError) as exc:
             store = args[0]
             where = getattr(store, "where", "Redis")
             detail = _first_line(exc, getattr(store, "secrets", ()))
@@ -402,12 +413,21 @@ class Store:
     """Typed access to everything paperbot keeps in Redis."""
 
     def __init__(
-        self, client: redis.Redis, *, where: str = "Redis", secrets: Sequence[str] = ()
+        self,
+        client: redis.Redis | redis.RedisCluster,
+        *,
+        where: str = "Redis",
+        secrets: Sequence[str] = (),
+        by_slot: bool | None = None,
     ) -> None:
         self.r = client
         self.where = where
         # Never shown in an error message, even when redis-py's own text contains them.
         self.secrets = tuple(secrets)
+        # On a cluster, multi-key commands go one slot at a time and nothing spans slots
+        # atomically; a single server keeps its one-round-trip forms. Forcing it on a single
+        # server is how the tests check every command there.
+        self.by_slot = is_cluster(client) if by_slot is None else by_slot
 
     # -- connection -----------------------------------------------------------------
 
@@ -417,17 +437,27 @@ class Store:
         if url:
             where, secrets = _mask_url(url), _url_secrets(url)
             try:
-                client = redis.Redis.from_url(
-                    url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
-                )
+                client = client_from_url(url)
             except ValueError as exc:
                 detail = _first_line(exc, secrets)
                 raise StoreUnavailable(f"bad Redis URL {where}: {detail}") from None
+            except (redis.RedisError, RedisClusterException) as exc:
+                # A cluster client reads the slot map as it is built: a cluster that is down
+                # or not ready fails here, with the same one line as a server that is down.
+                detail = _first_line(exc, secrets)
+                raise StoreUnavailable(f"cannot reach Redis at {where}: {detail}") from None
             store = cls(client, where=where, secrets=secrets)
         else:
             store = cls(_embedded_client(data_dir), where="embedded Redis")
         try:
             store.ping()
+            if url and not store.by_slot and is_cluster_node(store.r):
+                # Plain commands to one node would fail later, key by key, with MOVED.
+                store.close()
+                raise StoreUnavailable(
+                    f"Redis at {store.where} is a Redis Cluster node: name the cluster "
+                    "with redis+cluster://host:port (or add ?cluster=1)"
+                )
         except StoreUnavailable:
             store.close()
             raise
@@ -471,7 +501,7 @@ class Store:
         if not ids:
             return []
         canonical = self.resolve_ids(ids)
-        raw = self.r.mget([f"{PREFIX}paper:{i}" for i in canonical])
+        raw = slots.mget(self.r, [f"{PREFIX}paper:{i}" for i in canonical], split=self.by_slot)
         return [paper_from_json(b) if b else None for b in raw]
 
     def get_paper(self, paper_id: str) -> Paper | None:
@@ -495,16 +525,20 @@ class Store:
         aliases: dict[str, str] | None = None,
         new_sources: dict[str, int] | None = None,
     ) -> None:
-        """Write papers, their title keys and aliases in one pipelined transaction."""
-        pipe = self.r.pipeline(transaction=True)
+        """Write papers, their title keys and aliases in one pipelined transaction.
+
+        On a cluster the papers live on many slots, so there is no transaction: the records
+        and indexes are written first and the change-stream entry after them, so a process
+        that follows the stream always finds what an entry names.
+        """
+        pipe = self.r.pipeline(transaction=not self.by_slot)
         seen: dict[str, float] = {}
         records: dict[str, str] = {}
         for paper in papers:
             records[f"{PREFIX}paper:{paper.id}"] = paper_json(paper)
             seen[paper.id] = paper.first_seen.timestamp() if paper.first_seen else time.time()
-        if records:
-            # One MSET rather than a SET per paper: one reply to read instead of thousands.
-            pipe.mset(records)
+        # One MSET rather than a SET per paper: one reply to read instead of thousands.
+        slots.queue_mset(pipe, records, split=self.by_slot)
         if seen:
             # NX: the first time a paper was seen never moves, even on a re-write.
             pipe.zadd(f"{PREFIX}papers:seen", seen, nx=True)
@@ -512,10 +546,13 @@ class Store:
             pipe.hset(f"{PREFIX}papers:title", mapping=title_keys)
         if aliases:
             pipe.hset(f"{PREFIX}papers:alias", mapping=aliases)
-            pipe.delete(*(f"{PREFIX}paper:{old}" for old in aliases))
+            old = [f"{PREFIX}paper:{old}" for old in aliases]
+            slots.queue_delete(pipe, old, split=self.by_slot)
             pipe.zrem(f"{PREFIX}papers:seen", *aliases)
         for source, count in (new_sources or {}).items():
             pipe.hincrby(f"{PREFIX}stats:sources", source, count)
+        if self.by_slot:
+            pipe.execute()
         # Every process's search index and paper vectors follow this stream.
         changes = f"{PREFIX}papers:changes"
         if records:
@@ -662,14 +699,9 @@ class Store:
         """Delete every paperbot key (tests and `paperbot reset` only)."""
         deleted = 0
         for pattern in (f"{PREFIX}*", _order_key(f"{PREFIX}*")):
-            batch: list[bytes] = []
-            for key in self.r.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    deleted += self.r.delete(*batch)
-                    batch.clear()
-            if batch:
-                deleted += self.r.delete(*batch)
+            # On a cluster, SCAN visits every primary and each DEL keeps to one slot.
+            for batch in chunked(self.r.scan_iter(match=pattern, count=1000), 1000):
+                deleted += slots.delete(self.r, batch, split=self.by_slot)
         return deleted
 
     # -- people: profiles, feedback, preferences ------------------------------------
@@ -729,7 +761,8 @@ class Store:
         kinds = set(text.split(",")) if text else set()
         likers = f"{PREFIX}likers:{paper_id}"
         pipe = self.r.pipeline(transaction=False)
-        pipe.eval(_INDEX, 2, likers, _order_key(likers), uid, seq, int(bool(kinds & _POSITIVE)))
+        present = int(bool(kinds & _POSITIVE))
+        slots.queue_eval(pipe, _INDEX, [likers, _order_key(likers)], uid, seq, present)
         pipe.sadd(f"{PREFIX}users", uid)
         pipe.xadd(
             f"{PREFIX}feedback:log",
@@ -794,7 +827,7 @@ class Store:
         for pid, joined in fresh:
             likers = f"{PREFIX}likers:{pid}"
             present = int(bool(set(joined.split(",")) & _POSITIVE))
-            pipe.eval(_INDEX, 2, likers, _order_key(likers), uid, seq, present)
+            slots.queue_eval(pipe, _INDEX, [likers, _order_key(likers)], uid, seq, present)
             pipe.xadd(
                 f"{PREFIX}feedback:log",
                 {
@@ -916,12 +949,22 @@ class Store:
     @_translate
     def feedback_changes(self, since: int) -> tuple[int, int, list[str]]:
         """(feedback version now, forget counter now, people whose feedback changed after
-        version `since`), read at one instant."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.get(f"{PREFIX}feedback:version")
-        pipe.get(f"{PREFIX}feedback:forgets")
-        pipe.zrangebyscore(f"{PREFIX}feedback:touched", f"({since}", "+inf")
-        version, forgets, users = pipe.execute()
+        version `since`), read at one instant (on a cluster: forgets, version, then who)."""
+        version_key, forgets_key = f"{PREFIX}feedback:version", f"{PREFIX}feedback:forgets"
+        touched_key = f"{PREFIX}feedback:touched"
+        if self.by_slot:
+            # Three slots, so no transaction. In this order a forget or change that lands
+            # between the reads is seen now or re-read next time, never lost: writers move
+            # the counters after the rows, and the touched mark after the version.
+            forgets = self.r.get(forgets_key)
+            version = self.r.get(version_key)
+            users = self.r.zrangebyscore(touched_key, f"({since}", "+inf")
+        else:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.get(version_key)
+            pipe.get(forgets_key)
+            pipe.zrangebyscore(touched_key, f"({since}", "+inf")
+            version, forgets, users = pipe.execute()
         return int(version or 0), int(forgets or 0), [u.decode() for u in users]
 
     @_translate
@@ -930,11 +973,12 @@ class Store:
 
         One server-side script call per 2,000 people instead of one command each: for a
         whole team this halves the read, most of which was building and parsing commands.
+        On a cluster the script runs once per slot of those people, all in one pipeline.
         """
         out: list[list[bytes]] = []
         for group in chunked(list(users), 2000):
             keys = [_user_key(u, "rx") for u in group]
-            out.extend(self.r.eval(_HGETALL_MANY, len(keys), *keys))
+            out.extend(slots.eval_each_slot(self.r, _HGETALL_MANY, keys, split=self.by_slot))
         return out
 
     @_translate
@@ -1040,12 +1084,15 @@ class Store:
         pipe.srem(f"{PREFIX}users", uid)
         pipe.execute()
         deleted += self._forget_log(uid)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.zrem(f"{PREFIX}feedback:touched", uid)
-        # Trainers holding this person's rows re-read everything: no id is left behind.
-        pipe.incr(f"{PREFIX}feedback:forgets")
-        pipe.incr(f"{PREFIX}feedback:version")
-        pipe.execute()
+        # Trainers holding this person's rows re-read everything: no id is left behind. On
+        # a cluster the three keys are on three slots: one command after another, in the
+        # order `feedback_changes` relies on.
+        step = self.r if self.by_slot else self.r.pipeline(transaction=True)
+        step.zrem(f"{PREFIX}feedback:touched", uid)
+        step.incr(f"{PREFIX}feedback:forgets")
+        step.incr(f"{PREFIX}feedback:version")
+        if not self.by_slot:
+            step.execute()
         return deleted
 
     def _forget_log(self, uid: str) -> int:

@@ -58,3 +58,26 @@ def store(redis_url: str) -> Iterator[Store]:
 def fixtures_dir() -> Path:
     """The folder of real captured API responses (see its README)."""
     return Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real three-node Redis Cluster for one test module: its `redis+cluster://` URL."""
+    from tests.support.redis_cluster import MISSING, running_cluster
+
+    if MISSING:
+        pytest.skip(f"a Redis Cluster test needs {' and '.join(MISSING)} on PATH")
+    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as ports:
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+
+
+@pytest.fixture
+def cluster_store(redis_cluster_url: str) -> Iterator[Store]:
+    """A Store on the test cluster with every `pb:` key deleted before and after the test."""
+    connected = Store.connect(redis_cluster_url)
+    connected.flush_prefix()
+    try:
+        yield connected
+    finally:
+        connected.flush_prefix()
+        connected.close()

@@ -15,8 +15,9 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.jobs.payloads import DropMalformed
+from recommender.connection import cluster_url, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,12 @@ HEARTBEAT_MS = 15_000
 # out of a million: high enough that a requeue follows a death within seconds.
 MAINTENANCE_CHANCE = 100_000
 MIN_BACKOFF_MS = 1_000
+# Dramatiq's Redis broker and limiter run scripts and transactions over many keys of one
+# namespace: they need one Redis server, never a cluster.
+ON_CLUSTER = (
+    "the task queues and the shared rate limits need a single Redis (redis://…), "
+    "or RabbitMQ (amqp://…) with paperbot's Redis not a cluster"
+)
 MAX_BACKOFF_MS = 5 * 60_000
 
 
@@ -59,7 +66,11 @@ def build_broker(settings: Settings, redis_client: Any) -> dramatiq.Broker:
     if url:
         import redis
 
+        if cluster_url(url) is not None:
+            raise ConfigError(f"PAPERBOT_BROKER_URL: {ON_CLUSTER}")
         redis_client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    elif is_cluster(redis_client):
+        raise ConfigError(f"REDIS_URL names a Redis Cluster: set PAPERBOT_BROKER_URL; {ON_CLUSTER}")
     from dramatiq.brokers.redis import RedisBroker
 
     return RedisBroker(
@@ -69,6 +80,20 @@ def build_broker(settings: Settings, redis_client: Any) -> dramatiq.Broker:
         maintenance_chance=MAINTENANCE_CHANCE,
         middleware=middleware(settings),
     )
+
+
+def limits_client(broker: dramatiq.Broker, redis_client: Any) -> Any:
+    """Where the shared rate limits count: the Redis broker's server, else paperbot's Redis.
+
+    Dramatiq's limiter WATCHes and MGETs in one pipeline, which a Redis Cluster client
+    cannot do; with RabbitMQ and a cluster there is no single Redis to count on.
+    """
+    client = getattr(broker, "client", None)
+    if client is not None:
+        return client
+    if is_cluster(redis_client):
+        raise ConfigError(f"REDIS_URL names a Redis Cluster with a RabbitMQ broker: {ON_CLUSTER}")
+    return redis_client
 
 
 def broker_kind(broker: dramatiq.Broker) -> str:

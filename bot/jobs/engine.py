@@ -13,7 +13,7 @@ import dramatiq
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.jobs.actors import QUEUE, Jobs, deliver_queue
-from bot.jobs.broker import build_broker
+from bot.jobs.broker import build_broker, limits_client
 from bot.jobs.context import JobContext, install
 from bot.jobs.limits import RateGate
 from bot.ports import ChatPort
@@ -81,7 +81,7 @@ def start_engine(
     dramatiq.set_broker(broker)
     jobs = Jobs(broker)
     gate = RateGate(
-        store.r,
+        limits_client(broker, store.r),
         slack_workspace_rate=settings.slack_workspace_rate,
         discord_rate=settings.discord_rate,
     )

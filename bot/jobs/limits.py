@@ -19,6 +19,9 @@ from recommender.store import PREFIX
 
 KEY = f"{PREFIX}rate:"
 CHANNEL_RATE = 1  # Slack: about one message per second per channel
+# A post taken in the last moments of a window may reach the platform in the next one and
+# count there: the end of each window is left unused.
+GUARD = 0.03
 
 
 def until_next_window(now: float | None = None) -> float:
@@ -36,7 +39,10 @@ class RateGate:
         self.discord_rate = discord_rate
 
     def _take(self, key: str, limit: int) -> bool:
-        """One unit of `key`'s budget in the current window; False when it is spent."""
+        """One unit of `key`'s budget in the current window; False when it is spent (or the
+        window is about to close)."""
+        if time.time() % 1.0 > 1.0 - GUARD:
+            return False
         limiter = WindowRateLimiter(self.backend, KEY + key, limit=limit, window=1)
         with limiter.acquire(raise_on_failure=False) as acquired:
             return bool(acquired)
@@ -52,14 +58,25 @@ class RateGate:
         key = f"slack:ch:{target.workspace}:{target.kind}:{target.id}"
         return 0.0 if self._take(key, CHANNEL_RATE) else until_next_window()
 
-    async def wait_turn(self, target: Target) -> None:
-        """Wait (never more than a window at a time) until the workspace or bot has budget."""
+    def _budget(self, target: Target) -> bool:
+        """One unit of the workspace's (or bot's) budget in the current window."""
         if target.platform == "slack":
-            key, limit = f"slack:ws:{target.workspace}", self.slack_workspace_rate
-        elif target.platform == "discord":
-            key, limit = "discord:bot", self.discord_rate
-        else:
-            return
-        # Waiting for the next window wastes no budget; raising and retrying the job would.
-        while not self._take(key, limit):
+            return self._take(f"slack:ws:{target.workspace}", self.slack_workspace_rate)
+        if target.platform == "discord":
+            return self._take("discord:bot", self.discord_rate)
+        return True
+
+    async def clear(self, target: Target) -> float:
+        """Take a channel slot and a unit of budget in the same window: 0 when the post may
+        go now, else seconds until the channel takes its next message.
+
+        With the budget spent it waits for the next window (waiting wastes no budget;
+        raising and retrying the job would) and takes the channel's slot there anew.
+        """
+        while True:
+            delay = self.channel_delay(target)
+            if delay > 0:
+                return delay
+            if self._budget(target):
+                return 0.0
             await asyncio.sleep(until_next_window() + 0.002)

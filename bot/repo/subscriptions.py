@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from bot.repo.base import RedisRepo
+from recommender import slots
 from recommender.store import NEXT_SEQ_SCRIPT, PREFIX, SEQ_FUNCTION, index_set, order_key
 from recommender.store import translate_errors as _translate
 
@@ -52,7 +53,7 @@ class SubscriptionRepo(RedisRepo):
                 merged.update({f: old[f] for f in keep if old.get(f) is not None})
             pipe.multi()
             pipe.set(key, json.dumps(merged))
-            pipe.eval(NEXT_SEQ_SCRIPT, 1, seq_key)
+            slots.queue_eval(pipe, NEXT_SEQ_SCRIPT, [seq_key])
             return bool(old_raw), int(pipe.execute()[-1])
 
         existed, seq = self._transaction(write, key, seq_key)
@@ -101,7 +102,7 @@ class SubscriptionRepo(RedisRepo):
         ids = sorted(m.decode() for m in self.r.smembers(SUBS))
         if not ids:
             return []
-        raw = self.r.mget([sub_key(i) for i in ids])
+        raw = slots.mget(self.r, [sub_key(i) for i in ids], split=self.by_slot)
         return [json.loads(r) for r in raw if r]
 
     @_translate
@@ -121,7 +122,8 @@ class SubscriptionRepo(RedisRepo):
         pipe = self.r.pipeline(transaction=False)
         for sub in self.subscriptions():
             if sub.get("owner") == uid or sub.get("target") == uid:
-                pipe.delete(sub_key(sub["id"]), sub_key(sub["id"], "seq"))
+                keys = [sub_key(sub["id"]), sub_key(sub["id"], "seq")]
+                slots.queue_delete(pipe, keys, split=self.by_slot)
                 pipe.srem(SUBS, sub["id"])
                 pipe.hdel(order_key(SUBS), sub["id"])
                 deleted += 1

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
 from redis.retry import Retry
 from slack_bolt.error import BoltError
 from slack_sdk.oauth.installation_store.models.installation import Installation
@@ -168,75 +163,9 @@ async def test_states_are_single_use_and_expire(store: Store) -> None:
 # -- on a Redis Cluster ---------------------------------------------------------------------------
 
 
-def free_ports(n: int) -> list[int]:
-    """`n` ports free right now (a cluster node also uses port + 10000)."""
-    out: list[int] = []
-    while len(out) < n:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port + 10000 < 65536 and port not in out:
-            out.append(port)
-    return out
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[RedisCluster]:
-    """A three-node Redis Cluster on free ports, started and stopped by this test."""
-    if not (shutil.which("redis-server") and shutil.which("redis-cli")):
-        pytest.skip("redis-server and redis-cli are needed for the cluster test")
-    ports = free_ports(3)
-    for port in ports:
-        subprocess.run(
-            [
-                "redis-server",
-                "--port", str(port),
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", f"nodes-{port}.conf",
-                "--save", "", "--appendonly", "no", "--daemonize", "yes",
-                "--dir", str(tmp_path),
-            ],
-            check=True,
-        )  # fmt: skip
-    try:
-        nodes = [f"127.0.0.1:{p}" for p in ports]
-        for port in ports:
-            for _ in range(100):
-                if subprocess.run(
-                    ["redis-cli", "-p", str(port), "ping"], capture_output=True
-                ).stdout:
-                    break
-                time.sleep(0.05)
-        subprocess.run(
-            [
-                "redis-cli",
-                "--cluster",
-                "create",
-                *nodes,
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        client = RedisCluster(host="127.0.0.1", port=ports[0])
-        for _ in range(200):
-            if client.cluster_info().get("cluster_state") == "ok":
-                break
-            time.sleep(0.05)
-        yield client
-        client.close()
-    finally:
-        for port in ports:
-            subprocess.run(
-                ["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True
-            )
-
-
-async def test_installations_work_on_a_redis_cluster(cluster: RedisCluster) -> None:
+async def test_installations_work_on_a_redis_cluster(cluster_store: Store) -> None:
     """Every operation keeps to one slot per command: save, find, rotate, delete, states."""
-    store = Store(cluster, where="cluster")
+    store = cluster_store
     installs = RedisInstallationStore(store)
     for team in ("T1", "T2", "T3", "T4"):
         await installs.async_save(installation(team, token=f"xoxb-{team}-secret"))

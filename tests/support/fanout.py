@@ -44,6 +44,8 @@ class RateLimitedSlack(FakeSlack):
     retry_after: int = 1
     limited: int = 0
     post_times: list[float] = field(default_factory=list)
+    # (when, HTTP status) of every post that got past the limits (queued failures included).
+    answered: list[tuple[float, int]] = field(default_factory=list)
     _windows: dict[tuple[str, int], int] = field(default_factory=dict)
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -62,7 +64,9 @@ class RateLimitedSlack(FakeSlack):
                 self._windows[key] = self._windows.get(key, 0) + 1
             await asyncio.sleep(self.latency)
             answer = await super()._api(_Reread(request))  # type: ignore[arg-type]
-            self.post_times.append(time.time())
+            self.answered.append((time.time(), answer.status))
+            if answer.status == 200:
+                self.post_times.append(time.time())
             return answer
         await asyncio.sleep(self.latency)
         return await super()._api(request)
@@ -107,9 +111,9 @@ class Served:
         self.thread.start()
         self.base = self.run(fake.start())
 
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    def run(self, coro: Coroutine[Any, Any, _T], timeout: float = 30) -> _T:
         """Run a coroutine on the fake's loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     @property
     def api_url(self) -> str:
@@ -123,7 +127,14 @@ class Served:
         self.thread.join(5)
 
 
-def seed(store: Store, subscribers: int, *, teams: Sequence[str] = (TEAM,), size: int = 5) -> dict:
+def seed(
+    store: Store,
+    subscribers: int,
+    *,
+    teams: Sequence[str] = (TEAM,),
+    size: int = 5,
+    prefix: str = "U",
+) -> dict[str, str]:
     """The sample papers, and `subscribers` DM subscriptions due this minute (UTC), spread
     over `teams`; returns subscription id -> the period due now."""
     pipeline.ingest_source(store, "jsonl", body=SEED.read_bytes(), label="seed")
@@ -134,7 +145,7 @@ def seed(store: Store, subscribers: int, *, teams: Sequence[str] = (TEAM,), size
     periods = {}
     for i in range(subscribers):
         team = teams[i % len(teams)]
-        user = f"U{i:06d}"
+        user = f"{prefix}{i:06d}"
         sub = Subscription(
             id=subscription_id("dm", "slack", team, user),
             kind="dm",

@@ -170,6 +170,20 @@ def test_bad_redis_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://10.0.0.5:7000",
+        "rediss+cluster://:pw@redis.internal:7000",
+        "redis://10.0.0.5:7000/0?cluster=1",
+    ],
+)
+def test_a_redis_cluster_url_is_accepted(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """A Redis Cluster is named by its scheme or by `?cluster=1`."""
+    monkeypatch.setenv("REDIS_URL", url)
+    assert load_settings().redis_dsn == url
+
+
 def test_several_errors_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """All problems are listed at once, still on one line."""
     monkeypatch.setenv("PAPERBOT_SOURCES", "nope")
