@@ -204,19 +204,29 @@ def test_a_hand_run_ingest_waits_for_the_scheduled_one(
     store: Store, redis_url: str, tmp_path: Path
 ) -> None:
     """`paperbot ingest` takes the same per-source lock as the clock's job."""
-    store.r.set("pb:{clock}:running:ingest:jsonl", b"the-scheduler", px=10_000)
+    key = "pb:{clock}:running:ingest:jsonl"
+    # Held until the hand-run ingest says it waits (a loaded machine may take many seconds
+    # to start a process), then released as the scheduled ingest's end would release it.
+    store.r.set(key, b"the-scheduler", px=120_000)
     env = role_env(redis_url, tmp_path)
-    began = time.monotonic()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "ingest", "--source", "jsonl", str(SEED)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert done.returncode == 0, done.stderr
-    assert "jsonl: the scheduler is ingesting this source; waiting for it to end" in done.stderr
-    assert "95 new" in done.stdout
-    assert time.monotonic() - began >= 10
-    assert store.r.get("pb:{clock}:running:ingest:jsonl") is None
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "jsonl: the scheduler is ingesting this source; waiting for it to end" in first
+        time.sleep(2)
+        assert proc.poll() is None  # still waiting while the lock is held
+        store.r.delete(key)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "95 new" in out
+    assert store.r.get(key) is None
