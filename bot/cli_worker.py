@@ -15,8 +15,10 @@ from bot.core import BotCore
 from bot.jobs.actors import QUEUE, deliver_queue
 from bot.jobs.context import loop_thread
 from bot.jobs.engine import delivery_ports, start_engine
+from recommender.store import StoreUnavailable
 
 log = logging.getLogger("bot")
+MAX_BACKOFF = 30.0
 
 
 def _queues(raw: str | None) -> list[str] | None:
@@ -27,6 +29,24 @@ def _queues(raw: str | None) -> list[str] | None:
     return [short.get(q.strip(), q.strip()) for q in raw.split(",") if q.strip()]
 
 
+def _wait_for_store(app: App, stop: threading.Event) -> bool:
+    """Connect to Redis, retrying with backoff (one line when it is down); False if stopped."""
+    delay, said = 1.0, False
+    while not stop.is_set():
+        try:
+            app.store()
+            if said:
+                log.warning("Redis is reachable again; starting the worker")
+            return True
+        except StoreUnavailable as exc:
+            if not said:
+                log.warning("worker waits for Redis (retrying with backoff): %s", exc)
+                said = True
+            stop.wait(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+    return False
+
+
 def cmd_worker(args: argparse.Namespace, app: App) -> int:
     """Run jobs until SIGTERM or Ctrl-C; running jobs finish or go back to the queue."""
     settings = app.settings
@@ -35,6 +55,8 @@ def cmd_worker(args: argparse.Namespace, app: App) -> int:
     if threading.current_thread() is threading.main_thread():
         restore = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threadpool_limits(1, "blas")
+    if not _wait_for_store(app, stop):
+        return 0
     service = app.service()
     service.start()  # follows the published model; never trains on its own
     core = BotCore(service, arxiv_url=settings.arxiv_api_url)

@@ -141,24 +141,30 @@ class Delivery:
     def park_many(
         self, subs: list[tuple[Subscription, str]], now: datetime
     ) -> list[tuple[Subscription, str]]:
-        """Build and park the digests of a batch; returns those with something to send.
+        """Build (ranked in one batch) and park the digests of many subscriptions; returns
+        those with something to send.
 
         A digest already parked (or sent) is left as it is, so a repeated job changes nothing.
         """
+        todo = []
+        for sub, period in subs:
+            key = f"{sub.id}:{period}"
+            if not self.chat.is_marked(f"sent:{key}") and self.chat.get_pending(key) is None:
+                todo.append((sub, period))
+        digests = self.builder.digests_for(todo, now.timestamp()) if todo else []
+        for (sub, period), digest in zip(todo, digests, strict=True):
+            key = f"{sub.id}:{period}"
+            if digest is None:
+                self._finish(sub, period, key, [], now)
+                continue
+            record = {"digest": _digest_dict(digest), "done": [], "thread": None, "attempts": 0}
+            if self.chat.park_new(key, record):
+                self.chat.update_subscription(sub.id, {"last_period": period})
         out = []
         for sub, period in subs:
             key = f"{sub.id}:{period}"
-            if self.chat.is_marked(f"sent:{key}"):
-                continue
-            if self.chat.get_pending(key) is None:
-                digest = self.builder.digest_for(sub, period, now.timestamp())
-                if digest is None:
-                    self._finish(sub, period, key, [], now)
-                    continue
-                record = {"digest": _digest_dict(digest), "done": [], "thread": None, "attempts": 0}
-                if self.chat.park_new(key, record):
-                    self.chat.update_subscription(sub.id, {"last_period": period})
-            out.append((sub, period))
+            if not self.chat.is_marked(f"sent:{key}") and self.chat.get_pending(key) is not None:
+                out.append((sub, period))
         return out
 
     def _lock_left(self, lock: str) -> float:

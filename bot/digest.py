@@ -134,10 +134,46 @@ class DigestBuilder:
         since = sub.last_sent or (now - FIRST_LOOKBACK.get(sub.cadence, 2 * 86400))
         if sub.kind == "dm":
             picks = [(r, r.teammates) for r in self.personal(sub.owner, since=since, n=sub.size)]
-            title = "Your papers"
         else:
             picks = self.team(sub, since=since, n=sub.size)
-            title = "Papers for the team"
+        return self._assemble(sub, period, picks, now)
+
+    def digests_for(
+        self, subs: Sequence[tuple[Subscription, str]], now: float | None = None
+    ) -> list[Digest | None]:
+        """`digest_for` of many subscriptions; personal ones are ranked in one batch."""
+        now = time.time() if now is None else now
+        personal = [i for i, (sub, _) in enumerate(subs) if sub.kind == "dm"]
+        out = [
+            None if i in personal else self.digest_for(s, p, now) for i, (s, p) in enumerate(subs)
+        ]
+        if not personal:
+            return out
+        uids = [subs[i][0].owner for i in personal]
+        pools = []
+        for i in personal:
+            sub = subs[i][0]
+            since = sub.last_sent or (now - FIRST_LOOKBACK.get(sub.cadence, 2 * 86400))
+            pools.append(self.candidates(sub.owner, since))
+        prefs = [self.service.preferences(uid) for uid in uids]
+        size = max(subs[i][0].size for i in personal)
+        results = self.service.rank_many(uids, pools, size, prefs=prefs)
+        for i, uid, result in zip(personal, uids, results, strict=True):
+            sub, period = subs[i]
+            result = self.service.with_teammates(result, uid.rsplit(":", 1)[0])
+            picks = [(r, r.teammates) for r in list(result)[: sub.size]]
+            out[i] = self._assemble(sub, period, picks, now)
+        return out
+
+    def _assemble(
+        self,
+        sub: Subscription,
+        period: str,
+        picks: list[tuple[Ranked, int]],
+        now: float,
+    ) -> Digest | None:
+        """The digest of chosen papers (None when there are none)."""
+        title = "Your papers" if sub.kind == "dm" else "Papers for the team"
         if not picks:
             return None
         cards = [card(r, i + 1, teammates) for i, (r, teammates) in enumerate(picks)]

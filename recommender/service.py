@@ -37,7 +37,7 @@ from recommender.model import (
 )
 from recommender.model.explain import Explainer
 from recommender.model.people import from_feedback
-from recommender.model.ranking import rank_papers
+from recommender.model.ranking import Options, hidden_by, rank, rank_papers
 from recommender.model.state import assemble
 from recommender.model.training import fit_parts
 from recommender.pipeline import StoreVectorCache
@@ -271,13 +271,9 @@ class PaperService:
         """Compute and cache embeddings at ingest, so nothing is embedded per request."""
         if self.encoder is not None and papers:
             cache = StoreVectorCache(self.store, self.encoder.name, self.encoder.dim)
-            embed_cached(
-                self.encoder, [paper_text(p) for p in papers], cache, progress=progress
-            )
+            embed_cached(self.encoder, [paper_text(p) for p in papers], cache, progress=progress)
 
-    def train_if_needed(
-        self, progress: Callable[[str], None] | None = None
-    ) -> FittedState | None:
+    def train_if_needed(self, progress: Callable[[str], None] | None = None) -> FittedState | None:
         """`train` when `needs_training` (checked again once no other fit is running)."""
         with self._train_lock:
             if not self.needs_training():
@@ -362,9 +358,7 @@ class PaperService:
         if state is None:
             return RankResult([], 0, len(candidates))
         people = (
-            self.people.get(state, list(members))
-            if members
-            else from_feedback(state, [("", {})])
+            self.people.get(state, list(members)) if members else from_feedback(state, [("", {})])
         )
         cands = self.papers.candidates(state, candidates)
         needs_text = prefs is not None and bool(prefs.topics or prefs.exclude)
@@ -382,6 +376,61 @@ class PaperService:
         return rank_papers(
             state, people, cands, candidates, request, texts=texts, explainer=self._explainer(state)
         )
+
+    def rank_many(
+        self,
+        uids: Sequence[str],
+        pools: Sequence[Sequence[Paper]],
+        n: int,
+        *,
+        prefs: Sequence[Preferences],
+    ) -> list[RankResult]:
+        """Rank each person's own candidates for them alone (as `rank` does for one).
+
+        People without boosted topics are ranked together in one batched product of the one
+        ranking path (`ranking.rank`), each person's row banning papers outside their own
+        pool; a topic boost rescales a person's scores, so those are ranked one by one.
+        """
+        out: list[RankResult | None] = [None] * len(uids)
+        plain = [i for i, p in enumerate(prefs) if not p.topics and pools[i]]
+        for i in range(len(uids)):
+            if i not in plain:
+                out[i] = self.rank([uids[i]], pools[i], n, prefs=prefs[i])
+        state = self.ensure_model() if plain else None
+        if state is None:
+            return [r or RankResult([], 0, len(pools[i])) for i, r in enumerate(out)]
+        union: dict[str, Paper] = {}
+        for i in plain:
+            for paper in pools[i]:
+                union.setdefault(paper.id, paper)
+        papers = list(union.values())
+        where = {p.id: j for j, p in enumerate(papers)}
+        cands = self.papers.candidates(state, papers)
+        people = self.people.get(state, [uids[i] for i in plain])
+        needs_text = any(prefs[i].exclude for i in plain)
+        texts = self._normalised(papers) if needs_text else [""] * len(papers)
+        ban = np.ones((len(plain), len(papers)), dtype=bool)
+        hidden = []
+        for row, i in enumerate(plain):
+            own = np.zeros(len(papers), dtype=bool)
+            own[[where[p.id] for p in pools[i]]] = True
+            by_prefs = hidden_by(prefs[i], papers, texts) & own
+            ban[row] = ~own | by_prefs
+            hidden.append(int(by_prefs.sum()))
+        options = Options(n=n, diversify=True, exclude_rated=True)
+        result = rank(state, people, cands, options, ban=ban)
+        explainer = self._explainer(state)
+        for row, i in enumerate(plain):
+            person = people.take([row])
+            items = []
+            for k, j in enumerate(result.positions[row]):
+                if j < 0:
+                    break
+                paper = papers[int(j)]
+                why = explainer.explain(person, cands, int(j), paper)
+                items.append(Ranked(paper, float(result.scores[row, k]), why, 0))
+            out[i] = RankResult(items, hidden=hidden[row], considered=len(pools[i]))
+        return [r if r is not None else RankResult([], 0, 0) for r in out]
 
     def _explainer(self, state: FittedState) -> Explainer:
         """The explainer of a state (built once per version)."""
@@ -478,4 +527,3 @@ class PaperService:
             item.teammates = counts.get(item.paper.id, 0)
             item.explanation = dataclasses.replace(item.explanation, teammates=item.teammates)
         return result
-

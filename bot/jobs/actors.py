@@ -8,17 +8,22 @@ repeated job resumes it and never posts a message twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
+import redis
 
 from bot.delivery import serves
 from bot.jobs.context import current
+from bot.scheduler import first_line
 from bot.subscriptions import Subscription, due
+from recommender.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,39 @@ PLANNED_TTL = 300
 # Longest an ingest or a fit may hold its lease (a crashed holder's lease runs out then).
 WORK_LEASE_MS = 20 * 60 * 1000
 MINUTE_MS = 60_000
+
+
+# How long a job waits for Redis to come back before it fails (and is retried later).
+PATIENCE = 300.0
+BACKOFF_CAP = 2.0
+
+
+def patient(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """Run a job again while Redis cannot be reached, with backoff and one log line.
+
+    A job that failed on a lost connection cannot be sent back to the queue while Redis
+    is down (the retry would be lost with it), so it waits here; every job is idempotent,
+    so running it again from the start is safe.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(payload: dict[str, Any]) -> None:
+        deadline = time.monotonic() + PATIENCE
+        delay = 0.25
+        said = False
+        while True:
+            try:
+                return fn(payload)
+            except (StoreUnavailable, redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                if not said:
+                    log.warning("%s waits for Redis: %s", fn.__name__, first_line(exc))
+                    said = True
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_CAP)
+
+    return wrapper
 
 
 class DeliveryRetry(RuntimeError):
@@ -172,11 +210,11 @@ def declare(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
         ("plan_digests", plan_digests, QUEUE, 5 * MINUTE_MS),
         ("rank_batch", rank_batch, QUEUE, 10 * MINUTE_MS),
     ]
-    specs += [(f"deliver_{p}", deliver, deliver_queue(p), 2 * MINUTE_MS) for p in PLATFORMS]
+    specs += [(f"deliver_{p}", deliver, deliver_queue(p), 10 * MINUTE_MS) for p in PLATFORMS]
     actors = {}
     for name, fn, queue, limit in specs:
         actors[name] = dramatiq.actor(
-            fn, actor_name=name, queue_name=queue, broker=broker, time_limit=limit
+            patient(fn), actor_name=name, queue_name=queue, broker=broker, time_limit=limit
         )
     return actors
 

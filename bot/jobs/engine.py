@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -13,7 +14,7 @@ import dramatiq
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.jobs.actors import QUEUE, Jobs, deliver_queue
-from bot.jobs.broker import build_broker, limits_client
+from bot.jobs.broker import broker_kind, build_broker, limits_client
 from bot.jobs.context import JobContext, install
 from bot.jobs.limits import RateGate
 from bot.ports import ChatPort
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 # of a digest) starts close to when it is due.
 POLL_MS = 100
 STOP_MS = 10_000
+CONSUMER_RESTART = 1.0  # seconds Dramatiq waits before reconnecting a consumer
 
 
 @dataclass
@@ -36,13 +38,63 @@ class Engine:
     context: JobContext
     worker: dramatiq.Worker | None = None
     queues: tuple[str, ...] = ()
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def watch_redis(self, every: float = 1.0) -> None:
+        """Requeue this worker's orphaned jobs whenever Redis comes back after an outage.
+
+        A Redis broker consumer that loses its connection forgets the jobs it held (delayed
+        ones included) while Redis still lists them as this worker's; they would wait until
+        the worker died. Handing them back at once lets the rest of a digest go out within
+        seconds; a job that was in fact still running may run twice, which jobs allow.
+        """
+        if broker_kind(self.broker) != "redis" or self.worker is None:
+            return
+        thread = threading.Thread(target=self._watch, args=(every,), daemon=True)
+        thread.name = "paperbot-redis-watch"
+        thread.start()
+
+    def _watch(self, every: float) -> None:
+        """The loop of `watch_redis`."""
+        down = False
+        while not self._stopping.wait(every):
+            try:
+                self.broker.client.ping()
+            except Exception:
+                down = True
+                continue
+            if down:
+                down = False
+                # Consumers reconnect about a second after Redis is back.
+                self._stopping.wait(CONSUMER_RESTART + 0.5)
+                try:
+                    moved = requeue_orphans(self.broker, self.queues)
+                except Exception as exc:
+                    log.warning("could not requeue jobs after the Redis outage: %s", exc)
+                    down = True
+                    continue
+                log.warning("Redis is back: %d jobs of this worker handed back to the queue", moved)
 
     def stop(self) -> None:
         """Stop consuming (running jobs finish or are redelivered) and close the broker."""
+        self._stopping.set()
         if self.worker is not None:
             worker, self.worker = self.worker, None
             worker.stop(timeout=STOP_MS)
         self.broker.close()
+
+
+def requeue_orphans(broker: dramatiq.Broker, queues: Iterable[str]) -> int:
+    """Put the jobs Redis lists as this worker's (acked by no one yet) back on their queues."""
+    moved = 0
+    ns, me = broker.namespace, broker.broker_id
+    for queue in queues:
+        for name in (queue, f"{queue}.DQ"):
+            ids = [m.decode() for m in broker.client.smembers(f"{ns}:__acks__.{me}.{name}")]
+            if ids:
+                broker.do_requeue(name, *ids)
+                moved += len(ids)
+    return moved
 
 
 def delivery_ports(settings: Settings, store: Store, extra: Iterable[ChatPort] = ()) -> dict:
@@ -103,5 +155,6 @@ def start_engine(
             worker_timeout=POLL_MS,
         )
         engine.worker.start()
+        engine.watch_redis()
         log.info("worker: %d threads on %s", threads or settings.worker_threads, ", ".join(chosen))
     return engine
