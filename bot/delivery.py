@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.digest import DigestBuilder
 from bot.ports import ChatPort, DeliveryError, Digest, Image, PaperCard, Sent, Target
 from bot.repo import ChatRepo
+from bot.repo.leases import lease_key
 from bot.subscriptions import Subscription, due
 from recommender.store import Store
 
@@ -169,7 +170,7 @@ class Delivery:
 
     def _lock_left(self, lock: str) -> float:
         """Seconds until another sender's lock on a digest runs out (if it never renews)."""
-        left = self.chat.r.pttl(f"pb:lease:{lock}")
+        left = self.chat.r.pttl(lease_key(lock))
         return max(0.5, (left if left and left > 0 else 1000) / 1000)
 
     async def _send_locked(
