@@ -45,7 +45,9 @@ class SynthSpec:
 def spec_for(kind: str, seed: int = 0) -> SynthSpec:
     """The default spec of a kind: the text kind spreads saves over a larger catalogue."""
     if kind == "text":
-        return SynthSpec(kind, papers=12000, seed=seed)
+        # Few saves each over a large catalogue: most papers are saved by one or two
+        # people, so co-saving has little to go on and words carry the signal.
+        return SynthSpec(kind, papers=12000, saves=(6, 16), seed=seed)
     return SynthSpec(kind, seed=seed)
 
 

@@ -40,7 +40,7 @@ class FitConfig:
     # two content readings, so text a sentence encoder reads badly (jargon, stemmed bags
     # of words) still has TF-IDF; the community prior breaks ties for thin histories.
     default_weights: dict[str, float] = field(
-        default_factory=lambda: {"content": 1.0, "tfidf": 1.0, "pop": 0.1}
+        default_factory=lambda: {"content": 1.0, "tfidf": 0.1, "pop": 0.1}
     )
     # A fixed blend instead of a tuned one (both the catalogue and new-papers blends).
     weights: dict[str, float] | None = None
