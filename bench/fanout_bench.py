@@ -15,8 +15,15 @@ digests through the same fake, as ratios: `--baseline` (30) with the fake's limi
 (latency alone, as the serial figure of 1.36 digests/s was measured) and
 `--baseline-limited` (5) with them on.
 
+With `--workspaces N` (1) the subscribers are spread over N Slack workspaces, served as the
+install flow serves many: no SLACK_BOT_TOKEN, one installation per workspace saved in the
+installation store before the processes start, each with its own bot token. The fake counts
+W per workspace (the token's) and refuses a post to a DM with another workspace's token;
+the rate is reported as a share of N x W, and per workspace as a share of W.
+
     python bench/fanout_bench.py
     python bench/fanout_bench.py --subscribers 100 --baseline 10
+    python bench/fanout_bench.py --workspaces 3
 """
 
 from __future__ import annotations
@@ -91,6 +98,25 @@ def baseline(store: Store, served: fanout.Served, count: int, prefix: str) -> fl
     return count / elapsed
 
 
+def rate_of(times: list[float]) -> tuple[float, float]:
+    """Messages per second from the first post to the last, and that span in seconds."""
+    posts = sorted(times)
+    span = (posts[-1] - posts[0]) if len(posts) > 1 else 0.0
+    return ((len(posts) - 1) / span if span > 0 else 0.0), span
+
+
+def report_workspaces(fake: fanout.RateLimitedSlack, teams: tuple[str, ...], w: int) -> None:
+    """Each workspace's achieved rate as a share of W, and posts with a foreign token."""
+    for team in teams:
+        times = fake.workspace_times.get(team, [])
+        rate, span = rate_of(times)
+        print(
+            f"  {team}:  {len(times)} messages, {rate:.1f} msg/s over {span:.1f}s = "
+            f"{100 * rate / w:.1f}% of W"
+        )
+    print(f"  wrong token: {fake.foreign} posts to a DM with another workspace's token")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
@@ -99,6 +125,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=5, help="papers per digest")
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--workspace-rate", type=int, default=50)
+    parser.add_argument(
+        "--workspaces", type=int, default=1, help="Slack workspaces (more than 1: install flow)"
+    )
     parser.add_argument("--baseline", type=int, default=30, help="subscribers sent serially")
     parser.add_argument(
         "--baseline-limited",
@@ -124,9 +153,18 @@ def main() -> int:
         free_rate = baseline(store, served, args.baseline, "UF")
         fake.channel_rate, fake.workspace_rate = limits
         fake.post_times.clear()
+        fake.workspace_times.clear()
         limited_before = fake.limited
-        periods = fanout.seed(store, args.subscribers, size=args.size)
-        env = fanout.env_for(url, served.api_url, workdir, workspace_rate=args.workspace_rate)
+        teams = fanout.teams_for(args.workspaces)
+        many = args.workspaces > 1
+        if many:
+            fanout.install(store, fake, teams)
+        periods = fanout.seed(store, args.subscribers, teams=teams, size=args.size)
+        if many:
+            fanout.claim_dms(fake, periods)
+        env = fanout.env_for(
+            url, served.api_url, workdir, workspace_rate=args.workspace_rate, install_flow=many
+        )
         threads = ["--threads", str(args.threads)]
         started = time.time()
         procs.append(fanout.start(["run", "--no-console", *threads], env, workdir / "run.log"))
@@ -142,8 +180,9 @@ def main() -> int:
         span = (posts[-1] - posts[0]) if len(posts) > 1 else float("nan")
         rate = (len(posts) - 1) / span if span and span > 0 else 0.0
         digests_per_s = len(periods) / (posts[-1] - posts[0]) if span else 0.0
+        spread = f" over {args.workspaces} workspaces (install flow)" if many else ""
         print(
-            f"fan-out: {args.subscribers} DM subscribers x {args.size} papers, "
+            f"fan-out: {args.subscribers} DM subscribers{spread} x {args.size} papers, "
             f"latency {args.latency * 1000:.0f} ms, W = {args.workspace_rate} msg/s, "
             f"`paperbot run` + {args.workers} workers x {args.threads} threads"
         )
@@ -151,10 +190,13 @@ def main() -> int:
         print(f"  lost:        {tally['lost']}")
         print(f"  duplicated:  {tally['duplicated']}")
         print(f"  messages:    {tally['messages']} ({fake.limited - limited_before} answered 429)")
+        allowed = args.workspaces * args.workspace_rate
         print(
             f"  rate:        {rate:.1f} msg/s first post to last ({span:.1f}s) = "
-            f"{100 * rate / args.workspace_rate:.1f}% of W"
+            f"{100 * rate / allowed:.1f}% of {'N x W' if many else 'W'}"
         )
+        if many:
+            report_workspaces(fake, teams, args.workspace_rate)
         print(f"  digests/s:   {digests_per_s:.2f}")
         print(
             f"  serial:      {base_rate:.2f} digests/s ({args.baseline_limited} subscribers, "
@@ -171,7 +213,7 @@ def main() -> int:
             for t in posts:
                 counts[int(t) - first] += 1
             print("  per second:  " + " ".join(map(str, counts)))
-        ok = done and not tally["lost"] and not tally["duplicated"]
+        ok = done and not tally["lost"] and not tally["duplicated"] and not fake.foreign
         return 0 if ok else 1
     finally:
         for proc in procs:

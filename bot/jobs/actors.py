@@ -9,6 +9,7 @@ repeated job resumes it and never posts a message twice.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import secrets
 import time
@@ -132,7 +133,7 @@ def plan_digests(payload: dict[str, Any]) -> None:
         return
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    batch: dict[str, str] = {}
+    personal: list[tuple[Subscription, str]] = []
     planned = 0
     for record in ctx.chat.subscriptions():
         sub = Subscription.from_dict(record)
@@ -150,16 +151,24 @@ def plan_digests(payload: dict[str, Any]) -> None:
             continue
         planned += 1
         if sub.kind == "dm":
-            batch[sub.id] = period
-            if len(batch) >= BATCH:
-                ctx.jobs.rank(batch)
-                batch = {}
+            personal.append((sub, period))
         else:
             ctx.jobs.deliver(sub.id, sub.platform, period)
-    if batch:
-        ctx.jobs.rank(batch)
+    personal = across_workspaces(personal)
+    for start in range(0, len(personal), BATCH):
+        ctx.jobs.rank({sub.id: period for sub, period in personal[start : start + BATCH]})
     if planned:
         log.info("planned %d digests for %s", planned, now.isoformat(timespec="minutes"))
+
+
+def across_workspaces(due: list[tuple[Subscription, str]]) -> list[tuple[Subscription, str]]:
+    """Due digests taken in turn from each workspace: every batch spans all of them, so no
+    worker waits on one workspace's spent budget while another's digests queue."""
+    by_workspace: dict[tuple[str, str], list[tuple[Subscription, str]]] = {}
+    for item in due:
+        by_workspace.setdefault((item[0].platform, item[0].workspace), []).append(item)
+    rounds = itertools.zip_longest(*by_workspace.values())
+    return [item for row in rounds for item in row if item is not None]
 
 
 def rank_batch(payload: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.config import load_settings
 from bot.jobs.actors import Jobs
@@ -165,10 +167,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_the_fanout_bench_runs_small(tmp_path: Path) -> None:
-    """`bench/fanout_bench.py` end to end, CI-sized."""
+def _bench(tmp_path: Path, *extra: str) -> str:
+    """Run `bench/fanout_bench.py` CI-sized; its report."""
     bench = fanout.ROOT / "bench" / "fanout_bench.py"
-    args = ["--subscribers", "20", "--baseline", "2", "--baseline-limited", "1", "--size", "2"]
+    args = ["--baseline", "2", "--baseline-limited", "1", "--size", "2", *extra]
     done = subprocess.run(
         [fanout.sys.executable, str(bench), *args, "--latency", "0.02", "--workspace-rate", "20"],
         capture_output=True,
@@ -178,3 +180,38 @@ def test_the_fanout_bench_runs_small(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "lost:        0" in done.stdout and "duplicated:  0" in done.stdout
+    return done.stdout
+
+
+def test_the_fanout_bench_runs_small(tmp_path: Path) -> None:
+    """`bench/fanout_bench.py` end to end, CI-sized."""
+    _bench(tmp_path, "--subscribers", "20")
+
+
+def test_the_fanout_bench_runs_small_over_three_workspaces(tmp_path: Path) -> None:
+    """The bench with 20 subscribers in each of 3 installed workspaces: each workspace's
+    messages go out with its own token, within its own budget."""
+    out = _bench(tmp_path, "--subscribers", "60", "--workspaces", "3")
+    assert "wrong token: 0 " in out
+    for team in fanout.teams_for(3):
+        assert f"{team}:  60 messages" in out, out
+
+
+def test_the_fake_refuses_a_post_with_another_workspaces_token(store: Store) -> None:
+    """What the bench relies on: a DM of one workspace takes no post with another's token."""
+    fake = fanout.RateLimitedSlack(latency=0.0, channel_rate=10)
+    served = fanout.Served(fake)
+    try:
+        teams = fanout.teams_for(2)
+        tokens = fanout.install(store, fake, teams)
+        fanout.claim_dms(fake, {f"dm:slack:{teams[0]}:U1": "2026-01-01"})
+        client = WebClient(token=tokens[teams[1]], base_url=served.api_url)
+        with pytest.raises(SlackApiError, match="channel_not_found"):
+            client.chat_postMessage(channel="DU1", text="hello")
+        assert fake.foreign == 1
+        WebClient(token=tokens[teams[0]], base_url=served.api_url).chat_postMessage(
+            channel="DU1", text="hello"
+        )
+        assert fake.foreign == 1 and len(fake.workspace_times[teams[0]]) == 1
+    finally:
+        served.stop()

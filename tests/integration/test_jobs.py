@@ -17,6 +17,7 @@ from bot.__main__ import main
 from bot.config import Settings, load_settings
 from bot.console import ConsolePort
 from bot.core import BotCore
+from bot.jobs.actors import across_workspaces
 from bot.jobs.broker import dead_letters
 from bot.jobs.context import loop_thread
 from bot.jobs.engine import Engine, start_engine
@@ -181,3 +182,25 @@ def test_rabbitmq_broker_delivers_a_digest(store: Store, engine: Callable[..., E
     wait(lambda: ChatRepo(store).is_marked(f"sent:{sub.id}:{period}"), 30)
     assert out.getvalue().count("=== Your papers") == 1  # one digest
     assert dead_letters(running.broker)["deliver_console"] == 0
+
+
+def test_planned_digests_take_turns_across_workspaces() -> None:
+    """A slot's personal digests go to ranking workspace by workspace in turn, so the first
+    batches already spread over every workspace's budget."""
+    subs = [
+        (
+            Subscription(
+                id=f"dm:slack:{team}:U{i}",
+                kind="dm",
+                platform="slack",
+                workspace=team,
+                target=f"U{i}",
+                owner=f"slack:{team}:U{i}",
+            ),
+            "2026-01-01",
+        )
+        for team in ("TA", "TB", "TC")
+        for i in range(3 if team != "TC" else 1)
+    ]
+    order = [sub.workspace for sub, _ in across_workspaces(subs)]
+    assert order == ["TA", "TB", "TC", "TA", "TB", "TA", "TB"]

@@ -6,6 +6,7 @@ Shared by the fan-out, kill and restart tests and by `bench/fanout_bench.py`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -20,12 +21,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bot.repo import ChatRepo
+from bot.slack_install import RedisInstallationStore
 from bot.subscriptions import Subscription, subscription_id
 from recommender import pipeline
 from recommender.store import Store
-from tests.e2e.slack_fakes import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, _json
+from tests.e2e.slack_fakes import (
+    APP_ID,
+    BOT_TOKEN,
+    BOT_USER,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SIGNING_SECRET,
+    TEAM,
+    FakeSlack,
+    Workspace,
+    _json,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "tests" / "fixtures" / "seed_papers.jsonl"
@@ -36,7 +50,10 @@ _T = TypeVar("_T")
 class RateLimitedSlack(FakeSlack):
     """The fake Web API answering every call after `latency` seconds, and enforcing Slack's
     `chat.postMessage` limits in whole-second windows: `channel_rate` per channel and
-    `workspace_rate` per workspace (429 with Retry-After beyond)."""
+    `workspace_rate` per workspace (429 with Retry-After beyond).
+
+    The workspace of a post is its token's; a post to a channel of another workspace (as
+    `channel_owner` records it) is counted in `foreign` and refused as Slack refuses it."""
 
     latency: float = 0.1
     channel_rate: int = 1
@@ -46,12 +63,17 @@ class RateLimitedSlack(FakeSlack):
     post_times: list[float] = field(default_factory=list)
     # (when, HTTP status) of every post that got past the limits (queued failures included).
     answered: list[tuple[float, int]] = field(default_factory=list)
+    # Accepted posts per workspace (the token's), and posts carrying another workspace's token.
+    workspace_times: dict[str, list[float]] = field(default_factory=dict)
+    foreign: int = 0
     _windows: dict[tuple[str, int], int] = field(default_factory=dict)
 
     async def _api(self, request: web.Request) -> web.Response:
         """Delay every call; refuse posts beyond the limits; else answer as the fake does."""
         if request.match_info["method"] == "chat.postMessage":
             channel, team = await self._who(request)
+            if self.channel_owner.get(channel, team) != team:
+                self.foreign += 1
             second = int(time.time())
             keys = [(f"ch:{channel}", second), (f"ws:{team}", second)]
             limits = [self.channel_rate, self.workspace_rate]
@@ -66,7 +88,9 @@ class RateLimitedSlack(FakeSlack):
             answer = await super()._api(_Reread(request))  # type: ignore[arg-type]
             self.answered.append((time.time(), answer.status))
             if answer.status == 200:
-                self.post_times.append(time.time())
+                now = time.time()
+                self.post_times.append(now)
+                self.workspace_times.setdefault(team, []).append(now)
             return answer
         await asyncio.sleep(self.latency)
         return await super()._api(request)
@@ -75,8 +99,6 @@ class RateLimitedSlack(FakeSlack):
         """The channel a post goes to and the workspace of its token."""
         raw = await request.text()
         if request.content_type == "application/json":
-            import json
-
             args = json.loads(raw or "{}")
         else:
             args = dict(urllib.parse.parse_qsl(raw))
@@ -162,6 +184,45 @@ def seed(
     return periods
 
 
+def teams_for(count: int) -> tuple[str, ...]:
+    """Team ids of `count` workspaces: the single-token workspace alone when `count` is 1."""
+    if count == 1:
+        return (TEAM,)
+    return tuple(f"T0FAN{i:03d}" for i in range(1, count + 1))
+
+
+def install(store: Store, fake: FakeSlack, teams: Sequence[str]) -> dict[str, str]:
+    """Each workspace installed, as Bolt's install flow saves it, with a bot token of its own
+    that the fake knows; returns team id -> token."""
+    installs = RedisInstallationStore(store)
+    tokens = {}
+    for team in teams:
+        token = f"xoxb-{team.lower()}-fanout-secretpart"
+        fake.tokens.add(token)
+        fake.token_workspace[token] = Workspace(team, f"Workspace {team}")
+        installs.save(
+            Installation(
+                app_id=APP_ID,
+                team_id=team,
+                team_name=f"Workspace {team}",
+                bot_token=token,
+                bot_id="BPAPERS",
+                bot_user_id=BOT_USER,
+                user_id="UINSTALLER",
+            )
+        )
+        tokens[team] = token
+    return tokens
+
+
+def claim_dms(fake: FakeSlack, periods: dict[str, str]) -> None:
+    """Each subscriber's DM belongs to the subscriber's workspace: a post there with another
+    workspace's token is refused (and counted by `RateLimitedSlack`)."""
+    for sub_id in periods:
+        _, _, team, user = sub_id.split(":")
+        fake.channel_owner["D" + user] = team
+
+
 def sent_count(store: Store, periods: dict[str, str]) -> int:
     """Digests whose `sent` marker is set (every message of them posted)."""
     pipe = store.r.pipeline(transaction=False)
@@ -191,8 +252,10 @@ def env_for(
     *,
     workspace_rate: int = 50,
     http_port: int | None = None,
+    install_flow: bool = False,
 ) -> dict[str, str]:
-    """The environment of a paperbot process talking to the fake with one bot token."""
+    """The environment of a paperbot process talking to the fake with one bot token, or with
+    `install_flow` for many workspaces (each one's token from the installation store)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_"))}
     env.update(
         REDIS_URL=redis_url,
@@ -207,8 +270,11 @@ def env_for(
         PAPERBOT_HTTP_PORT=str(http_port or free_port()),
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
-        SLACK_BOT_TOKEN=BOT_TOKEN,
     )
+    if install_flow:
+        env.update(SLACK_CLIENT_ID=CLIENT_ID, SLACK_CLIENT_SECRET=CLIENT_SECRET)
+    else:
+        env.update(SLACK_BOT_TOKEN=BOT_TOKEN)
     return env
 
 
