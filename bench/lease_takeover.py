@@ -17,10 +17,8 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,31 +27,14 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "tests" / "fixtures" / "seed_papers.jsonl"
 HOLDER_KEY = "pb:{clock}:holder"
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.roles_support import Role  # noqa: E402
 
 
-class Scheduler:
+def Scheduler(env: dict[str, str]) -> Role:
     """One `python -m bot scheduler` process; stderr collected."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "scheduler"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
+    return Role(env, "scheduler")
 
 
 def wait(check, timeout: float) -> None:
@@ -65,7 +46,7 @@ def wait(check, timeout: float) -> None:
         time.sleep(0.02)
 
 
-def one_round(client: redis.Redis, running: list[Scheduler], ttl: float) -> tuple[float, Scheduler]:
+def one_round(client: redis.Redis, running: list[Role], ttl: float) -> tuple[float, Role]:
     """Kill the holder of `running`; seconds until the other one holds the lease, and it."""
     wait(lambda: client.hget(HOLDER_KEY, "pid") is not None, 120)
     holder_pid = int(client.hget(HOLDER_KEY, "pid") or 0)

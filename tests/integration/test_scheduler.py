@@ -6,8 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +25,7 @@ from recommender import pipeline
 from recommender.index import SearchIndex
 from recommender.store import Store
 from tests.conftest import redis_test_url
+from tests.integration.roles_support import Role
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
@@ -483,43 +482,9 @@ def test_losing_the_lease_lets_the_running_job_finish_without_blocking(store: St
 # ---------------------------------------------------------------------------------------
 
 
-class _Run:
-    """A `python -m bot run` process whose stderr is collected as it arrives."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    @property
-    def err(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, sig: int, timeout: float = 30) -> str:
-        """Send a signal, wait for the exit, and return everything it logged."""
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=timeout)
-        self._reader.join(5)
-        return self.err
-
-
-def _spawn_run(env: dict[str, str]) -> _Run:
+def _spawn_run(env: dict[str, str]) -> Role:
     """Start `python -m bot run` with `env`, stderr collected."""
-    return _Run(env)
+    return Role(env, "run")
 
 
 def test_run_ingests_stands_by_and_stops_cleanly(store: Store, tmp_path: Path) -> None:
