@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ from recommender.model.explain import Explainer
 from recommender.model.people import from_feedback
 from recommender.model.ranking import Options, hidden_by, rank, rank_papers
 from recommender.model.state import assemble
-from recommender.model.training import fit_parts
+from recommender.model.training import Tuning, fit_parts
 from recommender.pipeline import StoreVectorCache
 from recommender.serving.follow import IndexFollower
 from recommender.serving.live import GRACE_SECONDS, LiveModel, new_version
@@ -312,6 +313,7 @@ class PaperService:
                 embeddings=embeddings,
                 progress=progress,
                 content=content,
+                reuse=self._kept_tuning(interactions, papers),
             )
             parts.version = new_version()
             parts.trained_feedback_version = version_before
@@ -320,6 +322,33 @@ class PaperService:
             if before_publish is not None:
                 before_publish()
             return self.live.publish(parts, assemble(parts))
+
+    def _kept_tuning(self, interactions: Interactions, papers: Sequence[Paper]) -> Tuning | None:
+        """The served model's tuning, when a refit may keep it: little new feedback and
+        catalogue since it was tuned, recently, with the same signals."""
+        cfg, state = self.fit_config, self.live.state
+        if state is None or set(state.signals) != set(cfg.signals):
+            return None
+        tuned = state.report.get("tuned")
+        nnz = interactions.matrix.nnz
+        if not tuned or nnz < cfg.retune_above or cfg.weights is not None:
+            return None
+        grown = nnz > (1 + cfg.retune_growth) * tuned["interactions"]
+        grown |= len(papers) > (1 + cfg.retune_growth) * state.size
+        if grown or time.time() - tuned["at"] > 3600 * cfg.retune_hours:
+            return None
+        return Tuning(
+            als=state.als,
+            weights={k: np.array(v) for k, v in state.weights.items()},
+            whitening=state.whitening,
+            imc_ridge=float(state.report.get("imc_ridge", cfg.imc_ridge[len(cfg.imc_ridge) // 2])),
+            evidence=dict(state.report),
+            user_ids=state.users.ids,
+            paper_ids=state.paper_ids,
+            user_factors=state.user_factors,
+            item_factors=state.item_factors,
+            factor_map=state.factor_map,
+        )
 
     # -- feedback ------------------------------------------------------------------------
 

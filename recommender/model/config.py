@@ -53,4 +53,10 @@ class FitConfig:
     whitening: tuple[float | None, ...] = (None, 4.0, 1.0)
     imc_ridge: tuple[float, ...] = (0.1, 0.3, 1.0)
     knn_neighbours: int = 100
+    # A refit keeps the last full fit's tuning (ALS settings, blend, variants) while the
+    # interactions have grown by less than `retune_growth` since it, for at most
+    # `retune_hours`; below `retune_above` interactions a full fit is cheap: always tune.
+    retune_growth: float = 0.1
+    retune_hours: float = 24.0
+    retune_above: int = 50_000
     seed: int = 0

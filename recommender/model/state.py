@@ -29,6 +29,9 @@ from recommender.model.signals import (
 )
 from recommender.types import Paper
 
+# Signals whose paper side depends on the papers' text only, not on interactions.
+INTERACTION_FREE = ("content", "tfidf", "imc")
+
 
 @dataclass(slots=True)
 class StateParts:
@@ -57,6 +60,9 @@ class StateParts:
     trained_feedback_version: int = -1
     version: str = ""
     report: dict[str, Any] = field(default_factory=dict)
+    # Paper sides the fit already computed on these very papers (content, tfidf, imc do
+    # not depend on interactions): reused by `assemble`, never saved.
+    paper_sides: dict[str, SignalSide] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -206,14 +212,18 @@ def item_sides(
     item_factors: np.ndarray,
     factor_map: np.ndarray,
     warm: np.ndarray,
+    known: Mapping[str, SignalSide] | None = None,
 ) -> dict[str, SignalSide]:
-    """Every enabled dense signal's paper side on its principal axes."""
+    """Every enabled dense signal's paper side on its principal axes (`known`: sides
+    already computed on these papers, reused)."""
     out: dict[str, SignalSide] = {}
     dense = papers.dense
     for s in SIGNALS:
         if s not in signals or s == "knn":
             continue
-        if s == "content":
+        if known and s in known and s in INTERACTION_FREE:
+            out[s] = known[s]
+        elif s == "content":
             out[s] = SignalSide.fit(dense @ whiten, whiten)
         elif s == "tfidf":
             out[s] = SignalSide.fit(papers.lexical)
@@ -261,6 +271,7 @@ def assemble(parts: StateParts) -> FittedState:
         item_factors=parts.item_factors,
         factor_map=parts.factor_map,
         warm=warm,
+        known=parts.paper_sides,
     )
     fold_in = FoldIn(parts.item_factors, parts.als) if "als" in parts.signals else None
     maps = user_maps(sides, parts.imc, fold_in)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,26 @@ class Interactions:
         return matrix, list(self.users), int((~keep).sum())
 
 
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """What a full fit chose on validation, carried over to refits on a little more feedback.
+
+    Tuning is most of a fit's fixed cost and moves little when feedback grows by a few
+    percent; the factors seed the refit's ALS so a few sweeps bring them up to date.
+    """
+
+    als: AlsParams
+    weights: dict[str, np.ndarray]
+    whitening: float | None
+    imc_ridge: float
+    evidence: dict[str, Any]  # the tuned fit's report: what was chosen and why
+    user_ids: Sequence[str]
+    paper_ids: Sequence[str]
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    factor_map: np.ndarray
+
+
 def text_key(paper: Paper) -> str:
     """The hash of the text a paper's content vectors are computed from."""
     return text_hash(paper_text(paper))
@@ -61,6 +82,7 @@ class Trainer:
     def __init__(self, config: FitConfig | None = None) -> None:
         self.config = config or FitConfig()
         self.report: dict[str, Any] = {}
+        self.sides: dict[str, SignalSide] = {}
 
     # ------------------------------------------------------------------ the flow
 
@@ -72,6 +94,7 @@ class Trainer:
         embeddings: np.ndarray | None = None,
         progress: Callable[[str], None] | None = None,
         content: tuple[ContentModel, ItemContent] | None = None,
+        reuse: Tuning | None = None,
     ) -> StateParts:
         """Train every signal and choose the blend on a validation split.
 
@@ -79,7 +102,8 @@ class Trainer:
         ready `Interactions` matrix; papers not in `papers` are skipped and counted.
         `embeddings` are rows aligned with `papers` (None = no sentence encoder: content
         falls back to TF-IDF). `content` reuses an earlier content fit of the same papers
-        (a retrain after new feedback need not re-read every abstract).
+        (a retrain after new feedback need not re-read every abstract). `reuse` skips
+        validation: its choices are kept and its factors seed the ALS refit.
         """
         t0 = time.perf_counter()
         say = progress or (lambda _msg: None)
@@ -94,14 +118,9 @@ class Trainer:
         self.report = {"users": len(self.user_ids), "papers": len(papers)}
         self.report["interactions"] = int(full.nnz)
         self.report["unknown_papers_skipped"] = unknown
-        say("content features")
-        if content is not None and len(content[1].dense) == len(papers):
-            self.content_model, self.items = content
-        else:
-            self.content_model = ContentModel()
-            self.items = self.content_model.fit(papers, embeddings)
-        self.report["content"] = self.content_model.dense_kind
-        self.community = community(papers)
+        if reuse is not None:
+            self._content(papers, embeddings, content, say)
+            return self._refit(full, reuse, say, t0)
 
         say("validation split")
         train, catalog_val, cold_val, cold_items = self._split(full, rng)
@@ -109,34 +128,43 @@ class Trainer:
             "catalog_users": len(catalog_val),
             "cold_items": len(cold_items),
         }
-        say("collaborative filtering")
-        self.als_params = self._choose_als(train, catalog_val)
-        factors = fit_als(train, self.als_params, seed=cfg.seed) if "als" in cfg.signals else None
-        self.shrink, self.imc_ridge = None, cfg.imc_ridge[len(cfg.imc_ridge) // 2]
-        self.weights = {"catalog": np.zeros(len(SIGNALS)), "cold": np.zeros(len(SIGNALS))}
         # Tuning only ever scores validation users: give only them user-side vectors.
         cap = max(1, int(min(cfg.validation_users, cfg.validation_cells / len(self.paper_ids))))
         cold_users = sorted(cold_val)[:cap]
         val_users = np.array(sorted(set(catalog_val) | set(cold_users)), dtype=np.int64)
         where = {int(u): i for i, u in enumerate(val_users)}
-        self._imc_last: tuple | None = None
-        self._fit_signals(train, factors, users=val_users)
-        say("blend weights")
         rare_val = self._rare_val
         next_val = {u: np.setdiff1d(v, rare_val.get(u, ())) for u, v in catalog_val.items()}
-        tuning.tune(
-            self,
-            # A person's next saves include this morning's papers: the catalogue task
-            # holds out both kinds, in the proportion they occur.
-            {
-                where[u]: np.union1d(v, cold_val[u]) if u in cold_val else v
-                for u, v in next_val.items()
-                if len(v) or u in cold_val
-            },
-            {where[u]: cold_val[u] for u in cold_users},
-            cold_items,
-            rare_val={where[u]: v for u, v in rare_val.items()},
-        )
+        # ALS needs only the interactions: it runs (its solver releases the GIL) while the
+        # content features, the content signals and their variants are fit here.
+        with ThreadPoolExecutor(1, thread_name_prefix="als") as pool:
+            als_job = pool.submit(self._collaborative, train, catalog_val)
+            self._content(papers, embeddings, content, say)
+            self.shrink, self.imc_ridge = None, cfg.imc_ridge[len(cfg.imc_ridge) // 2]
+            self.weights = {"catalog": np.zeros(len(SIGNALS)), "cold": np.zeros(len(SIGNALS))}
+            self._imc_last: tuple | None = None
+            self._fit_signals(train, users=val_users)
+            plan = tuning.plan(
+                self,
+                # A person's next saves include this morning's papers: the catalogue task
+                # holds out both kinds, in the proportion they occur.
+                {
+                    where[u]: np.union1d(v, cold_val[u]) if u in cold_val else v
+                    for u, v in next_val.items()
+                    if len(v) or u in cold_val
+                },
+                {where[u]: cold_val[u] for u in cold_users},
+                cold_items,
+                rare_val={where[u]: v for u, v in rare_val.items()},
+            )
+            say("content variants")
+            evidence = tuning.choose_variants(self, plan) if plan is not None else {}
+            say("collaborative filtering")
+            self.als_params, factors = als_job.result()
+        self._use_factors(factors, val_users)
+        if plan is not None:
+            say("blend weights")
+            tuning.choose_blend(self, plan, evidence)
 
         say("final fit")
         held = full.nnz - train.nnz
@@ -151,9 +179,88 @@ class Trainer:
                     full, self.als_params, seed=cfg.seed, warm=factors, iterations=iters
                 )
         parts = self._parts(full, factors)
+        self.report["tuned"] = {"interactions": int(full.nnz), "at": round(time.time(), 3)}
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
         parts.report = self.report
         return parts
+
+    def _content(
+        self,
+        papers: Sequence[Paper],
+        embeddings: np.ndarray | None,
+        content: tuple[ContentModel, ItemContent] | None,
+        say: Callable[[str], None],
+    ) -> None:
+        """Content features of every paper (an earlier fit's, when it covers them all)."""
+        say("content features")
+        if content is not None and len(content[1].dense) == len(papers):
+            self.content_model, self.items = content
+        else:
+            self.content_model = ContentModel()
+            self.items = self.content_model.fit(papers, embeddings)
+        self.report["content"] = self.content_model.dense_kind
+        self.community = community(papers)
+
+    def _collaborative(
+        self, train: sp.csr_matrix, catalog_val: dict[int, np.ndarray]
+    ) -> tuple[AlsParams, tuple[np.ndarray, np.ndarray] | None]:
+        """ALS settings chosen on validation, and the factors fitted on the training part."""
+        params = self._choose_als(train, catalog_val)
+        if "als" not in self.config.signals:
+            return params, None
+        return params, fit_als(train, params, seed=self.config.seed)
+
+    def _refit(
+        self, full: sp.csr_matrix, kept: Tuning, say: Callable[[str], None], t0: float
+    ) -> StateParts:
+        """Refit every signal on all interactions with an earlier fit's tuned choices."""
+        cfg = self.config
+        self.als_params, self.shrink, self.imc_ridge = kept.als, kept.whitening, kept.imc_ridge
+        self.weights = {k: np.array(v, dtype=np.float64) for k, v in kept.weights.items()}
+        self.sample = self._spread_sample()
+        self._imc_last = None
+        say("collaborative filtering")
+        factors = None
+        if "als" in cfg.signals:
+            warm = self._aligned_factors(kept)
+            # The tuned fit's factors are nearly there: a third of the sweeps settles them.
+            iters = max(3, kept.als.iterations // 3)
+            factors = fit_als(full, kept.als, seed=cfg.seed, warm=warm, iterations=iters)
+        say("final fit")
+        for key in ("als_grid", "validation", "whitening", "imc_ridge", "tuned"):
+            if key in kept.evidence:
+                self.report[key] = kept.evidence[key]
+        self.report["blend"] = {
+            "note": "tuning kept from the last full fit (little new feedback since)",
+            **dict(kept.evidence.get("blend", {})),
+        }
+        parts = self._parts(full, factors)
+        self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
+        parts.report = self.report
+        return parts
+
+    def _aligned_factors(self, kept: Tuning) -> tuple[np.ndarray, np.ndarray]:
+        """The tuned fit's factors in this fit's row and column order: new people start at
+        zero, new papers from their content through the factor map."""
+        rank = kept.item_factors.shape[1]
+        old_users = {u: i for i, u in enumerate(kept.user_ids)}
+        rows = np.array([old_users.get(u, -1) for u in self.user_ids], dtype=np.int64)
+        users = np.zeros((len(rows), rank), np.float32)
+        users[rows >= 0] = kept.user_factors[rows[rows >= 0]]
+        old_papers = {p: i for i, p in enumerate(kept.paper_ids)}
+        cols = np.array([old_papers.get(p, -1) for p in self.paper_ids], dtype=np.int64)
+        items = np.zeros((len(cols), rank), np.float32)
+        items[cols >= 0] = kept.item_factors[cols[cols >= 0]]
+        new = cols < 0
+        if new.any() and kept.factor_map.shape == (self.items.dense.shape[1], rank):
+            items[new] = self.items.dense[new] @ kept.factor_map
+        return users, items
+
+    def _spread_sample(self) -> np.ndarray:
+        """A fixed sample of papers the spreads of the sparse signals are estimated on."""
+        n = len(self.paper_ids)
+        sample_rng = np.random.default_rng(self.config.seed + 1)
+        return np.sort(sample_rng.choice(n, min(n, 3000), replace=False))
 
     def _parts(
         self, full: sp.csr_matrix, factors: tuple[np.ndarray, np.ndarray] | None
@@ -197,6 +304,8 @@ class Trainer:
             user_factors=user_factors,
             als=self.als_params,
             report=self.report,
+            # The tuned content sides cover every paper with the chosen whitening.
+            paper_sides=dict(self.sides),
         )
 
     def _matrix(
@@ -355,14 +464,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ signals on the split
 
-    def _fit_signals(
-        self,
-        matrix: sp.csr_matrix,
-        factors: tuple[np.ndarray, np.ndarray] | None,
-        users: np.ndarray,
-    ) -> None:
-        """Item-side models from the training part, and the vectors of the validation users."""
-        cfg = self.config
+    def _fit_signals(self, matrix: sp.csr_matrix, users: np.ndarray) -> None:
+        """Item-side models from the training part, and the vectors of the validation users
+        (collaborative filtering's side stays empty until `_use_factors`)."""
         matrix = matrix.tocsr().astype(np.float32)
         positive = matrix.multiply(matrix > 0).tocsr()
         self.item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)
@@ -372,23 +476,27 @@ class Trainer:
         # The users' histories (R X) are rows of A: reused for their vectors.
         self._history = A[users]
         self.knn = self._knn(positive)
-        if factors is not None:
-            self.user_factors, self.item_factors = factors[0][users], factors[1]
-            self.factor_map = self._factor_map(self.item_factors, self.warm, self.item_count)
-        else:
-            self.user_factors = np.zeros((self.R.shape[0], 1), np.float32)
-            self.item_factors = np.zeros((self.R.shape[1], 1), np.float32)
-            self.factor_map = np.zeros((self.items.dense.shape[1], 1), np.float32)
-        # Spreads of the sparse signals are estimated on a fixed sample of papers.
-        sample_rng = np.random.default_rng(cfg.seed + 1)
-        n = len(self.paper_ids)
-        self.sample = np.sort(sample_rng.choice(n, min(n, 3000), replace=False))
+        self.user_factors = np.zeros((self.R.shape[0], 1), np.float32)
+        self.item_factors = np.zeros((self.R.shape[1], 1), np.float32)
+        self.factor_map = np.zeros((self.items.dense.shape[1], 1), np.float32)
+        self.sample = self._spread_sample()
         self.knn_sample = self.knn[:, self.sample].tocsr()
         self.prior = prior_of(self.item_count, self.community)[0]
         self._set_imc()
-        self.sides: dict[str, SignalSide] = {}
+        self.sides = {}
         self.set_item_side(SIGNALS)
         self.refresh_users(SIGNALS)
+
+    def _use_factors(
+        self, factors: tuple[np.ndarray, np.ndarray] | None, users: np.ndarray
+    ) -> None:
+        """Collaborative filtering's side and the validation users' vectors, from ALS."""
+        if factors is None:
+            return
+        self.user_factors, self.item_factors = factors[0][users], factors[1]
+        self.factor_map = self._factor_map(self.item_factors, self.warm, self.item_count)
+        self.set_item_side(("als",))
+        self.refresh_users(("als",))
 
     def _imc_fit(self, matrix: sp.csr_matrix, positive: sp.csr_matrix) -> np.ndarray:
         """The imc statistics of one interaction matrix; returns every user's history R X.
@@ -536,10 +644,16 @@ def fit_parts(
     embeddings: np.ndarray | None = None,
     progress: Callable[[str], None] | None = None,
     content: tuple[ContentModel, ItemContent] | None = None,
+    reuse: Tuning | None = None,
 ) -> StateParts:
     """Fit a model; returns the arrays a `FittedState` is assembled from."""
     parts = Trainer(config).fit(
-        interactions, papers, embeddings=embeddings, progress=progress, content=content
+        interactions,
+        papers,
+        embeddings=embeddings,
+        progress=progress,
+        content=content,
+        reuse=reuse,
     )
     parts.text_keys = [text_key(p) for p in papers]
     parts.titles = [p.title for p in papers]

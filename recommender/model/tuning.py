@@ -57,23 +57,37 @@ def _pad(array: np.ndarray, width: int, value: Any) -> np.ndarray:
     return np.pad(array, pad, constant_values=value)
 
 
-def tune(
+@dataclass(slots=True)
+class Plan:
+    """The validation tasks of one fit: catalogue views and the new-papers task."""
+
+    names: list[str]
+    catalog: list[Task]
+    cold: list[Task]
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Every task."""
+        return self.catalog + self.cold
+
+
+def plan(
     tr: Trainer,
     catalog_val: dict,
     cold_val: dict,
     cold_items: np.ndarray,
     rare_val: dict | None = None,
-) -> None:
-    """Choose whitening, imc ridge and the catalogue / new-papers blend weights."""
+) -> Plan | None:
+    """The validation tasks, or None when the blend is fixed or cannot be validated (the
+    weights are then set here: the configured blend, or the default one)."""
     cfg = tr.config
     names = [s for s in SIGNALS if s in cfg.signals]
-    evidence: dict[str, Any] = {}
     if cfg.weights is not None:
         # A fixed blend (a baseline, or an operator's choice): nothing to tune.
         w = np.array([cfg.weights.get(s, 0.0) if s in names else 0.0 for s in SIGNALS])
         tr.weights = {"catalog": w, "cold": w.copy()}
         tr.report["blend"] = {"note": "fixed weights", "catalog": named(w), "cold": named(w)}
-        return
+        return None
     # `catalog_val` holds what a person saves next, wherever it lies: held-out saves plus
     # saves on the newest papers, in the proportion these occur (averaging in a separate
     # new-papers task would over-weight papers collaborative filtering cannot score).
@@ -96,8 +110,7 @@ def tune(
     # A blend chosen on a handful of people says more about them than about the data.
     catalog_tasks = [t for t in catalog_tasks if len(t.users) >= cfg.min_validation_users]
     cold_tasks = [t for t in cold_tasks if len(t.users) >= cfg.min_validation_users]
-    sets = catalog_tasks + cold_tasks
-    if not sets:
+    if not catalog_tasks and not cold_tasks:
         # Nothing to validate on (one paper per user): the default blend.
         w = default_weights(cfg.default_weights, names)
         tr.weights = {"catalog": w, "cold": w.copy()}
@@ -106,41 +119,57 @@ def tune(
             "catalog": named(w),
             "cold": named(w),
         }
-        return
-    # Variants of content (whitening) and imc (ridge) compete as single signals first.
+        return None
+    return Plan(names, catalog_tasks, cold_tasks)
+
+
+def choose_variants(tr: Trainer, plan: Plan) -> dict[str, Any]:
+    """Whitening of content and the imc ridge, each variant scored alone on every task
+    (content signals only: this runs while collaborative filtering is still fitting)."""
+    evidence: dict[str, Any] = {}
     for signal, attr, options in (
-        ("content", "shrink", cfg.whitening),
-        ("imc", "imc_ridge", cfg.imc_ridge),
+        ("content", "shrink", tr.config.whitening),
+        ("imc", "imc_ridge", tr.config.imc_ridge),
     ):
-        if signal not in names:
+        if signal not in plan.names:
             continue
-        scores = {option: variant_score(tr, signal, option, sets) for option in options}
+        scores = {option: variant_score(tr, signal, option, plan.tasks) for option in options}
         setattr(tr, attr, max(scores, key=scores.get))
         evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
         if signal == "imc":
             tr._set_imc()
         tr.set_item_side((signal,))
         tr.refresh_users((signal,))
-    # Every task is scored in one pass over the validation users.
-    every = validations(tr, names, catalog_tasks + cold_tasks)
-    split = {"catalog": every[: len(catalog_tasks)], "cold": every[len(catalog_tasks) :]}
-    for kind, tasks in (("catalog", catalog_tasks), ("cold", cold_tasks)):
+    tr.report["whitening"] = tr.shrink
+    tr.report["imc_ridge"] = tr.imc_ridge
+    return evidence
+
+
+def choose_blend(tr: Trainer, plan: Plan, evidence: dict[str, Any]) -> None:
+    """The catalogue and new-papers blend weights, on every signal's validation scores."""
+    names = plan.names
+    # Tasks ranking the same papers are scored in one pass over their users; the
+    # catalogue and new-papers tasks rank different papers, so each kind has its own
+    # pass (scoring the union and gathering each task's columns costs more).
+    split = {
+        "catalog": validations(tr, names, plan.catalog) if plan.catalog else [],
+        "cold": validations(tr, names, plan.cold) if plan.cold else [],
+    }
+    prior = default_weights(tr.config.default_weights, names)[[SIGNALS.index(s) for s in names]]
+    for kind, tasks in (("catalog", plan.catalog), ("cold", plan.cold)):
         if not tasks:
             continue
-        prior = default_weights(cfg.default_weights, names)[[SIGNALS.index(s) for s in names]]
         weights, ev = blend.robust_weights(split[kind], prior=prior)
         full = np.zeros(len(SIGNALS))
         for i, s in enumerate(names):
             full[SIGNALS.index(s)] = weights[i]
         tr.weights[kind] = full
         evidence[kind] = {"tasks": [t.name for t in tasks], "weights": named(full), **ev}
-    if not cold_tasks:
+    if not plan.cold:
         tr.weights["cold"] = tr.weights["catalog"].copy()
-    if not catalog_tasks:
+    if not plan.catalog:
         tr.weights["catalog"] = tr.weights["cold"].copy()
     tr.report["blend"] = evidence
-    tr.report["whitening"] = tr.shrink
-    tr.report["imc_ridge"] = tr.imc_ridge
 
 
 def validation_columns(
@@ -172,7 +201,9 @@ def _columns(tasks: list[Task]) -> np.ndarray | None:
 
 def _positions_in(cols: np.ndarray | None, cands: np.ndarray | None) -> np.ndarray | None:
     """Where a task's candidates sit among the scored columns (None: they are all)."""
-    if cands is None:
+    if cands is None or (cols is not None and len(cols) == len(cands)):
+        # `cols` is the sorted union of the tasks' candidates: the same length means
+        # the same papers, and a task's rows need no column gather.
         return None
     return cands if cols is None else np.searchsorted(cols, cands)
 

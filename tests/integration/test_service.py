@@ -18,6 +18,7 @@ from bot.core import UNAVAILABLE, BotCore
 from bot.feedback import button_value
 from bot.ports import Context
 from recommender.ingest import ingest
+from recommender.model.config import FitConfig
 from recommender.model.explain import close_threshold
 from recommender.service import PaperService, Preferences
 from recommender.sources import parse_body
@@ -535,3 +536,48 @@ def test_bad_input_unknown_person_and_papers_newer_than_the_model(
     service.record(uid, new[0], Feedback.LIKE, removed=True)
     again = [r.paper.id for r in service.rank([uid], papers, 5)]
     assert again == [r.paper.id for r in stranger]
+
+
+def test_a_refit_on_a_little_new_feedback_keeps_the_tuning(store: Store) -> None:
+    ingest(store, parse_body("jsonl", SEED.read_bytes(), now=T0), "jsonl")
+    # Every model here is small: make it keep its tuning as a large one would.
+    config = FitConfig(retune_above=0, retune_growth=0.5)
+    service = PaperService(store, encoder=None, fit_config=config)
+    papers = [p.id for p in store.iter_papers()]
+    rng = np.random.default_rng(3)
+    for u in range(30):
+        for pid in rng.choice(papers[:60], 6, replace=False):
+            service.record(f"slack:T1:U{u}", str(pid), Feedback.LIKE)
+    first = service.train()
+    assert first.report["tuned"]["interactions"] == first.report["interactions"]
+    service.record("slack:T1:U0", papers[80], Feedback.SAVE)
+    second = service.train()
+    assert second.report["blend"]["note"].startswith("tuning kept")
+    assert second.report["tuned"] == first.report["tuned"]
+    assert second.als == first.als and second.whitening == first.whitening
+    for kind in ("catalog", "cold"):
+        assert np.array_equal(second.weights[kind], first.weights[kind])
+    # The refit has the new save, and ALS moved the saver's factors to account for it.
+    row = second.users.rows[second.user_index["slack:T1:U0"]]
+    assert row[0, second.pidx[papers[80]]] > 0
+    before = first.user_factors[first.user_index["slack:T1:U0"]]
+    after = second.user_factors[second.user_index["slack:T1:U0"]]
+    assert not np.allclose(before, after)
+    # Half as much feedback again: the next fit tunes afresh.
+    for u in range(30, 50):
+        for pid in rng.choice(papers[:60], 6, replace=False):
+            service.record(f"slack:T1:U{u}", str(pid), Feedback.LIKE)
+    third = service.train()
+    assert not third.report["blend"].get("note", "").startswith("tuning kept")
+    assert third.report["tuned"]["interactions"] == third.report["interactions"]
+
+
+def test_small_models_always_tune_afresh(service: PaperService, store: Store) -> None:
+    papers = [p.id for p in store.iter_papers()]
+    for pid in papers[:5]:
+        service.record("slack:T1:U1", pid, Feedback.LIKE)
+    first = service.train()
+    service.record("slack:T1:U1", papers[6], Feedback.LIKE)
+    second = service.train()
+    # Below `retune_above` interactions a full fit costs little: it is always done.
+    assert second.report["tuned"]["interactions"] == first.report["tuned"]["interactions"] + 1
