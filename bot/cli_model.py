@@ -39,7 +39,9 @@ def cmd_train(args: argparse.Namespace, app: App) -> int:
     """Fit the hybrid model on every piece of feedback in the store and save it."""
     service = service_for(app)
     with app.err.status("training…") as status:
-        model = service.train(progress=lambda stage: status.update(f"training: {stage}"))
+        model = service.train(
+            progress=lambda stage: status.update(f"training: {stage}"), retune=args.retune
+        )
     report = model.report
     app.out.print(
         f"Trained on {report['interactions']} interactions from {report['users']} people over "
@@ -67,7 +69,13 @@ def add_train(sub: Any) -> None:
         "train",
         help="fit the recommender on all feedback in the store",
         description="Fit the hybrid recommender (ALS + content + community signals, blended "
-        "on a validation split) on every reaction in the store and save it for `run`.",
+        "on a validation split) on every reaction in the store and save it for `run`. "
+        "A fit on a little more feedback than the served model's keeps its tuning.",
+    )
+    p.add_argument(
+        "--retune",
+        action="store_true",
+        help="choose the ALS settings and the blend afresh even if little feedback is new",
     )
     p.set_defaults(handler=cmd_train)
 

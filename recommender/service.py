@@ -291,11 +291,13 @@ class PaperService:
         progress: Callable[[str], None] | None = None,
         *,
         before_publish: Callable[[], None] | None = None,
+        retune: bool = False,
     ) -> FittedState:
         """Fit a new model from the store, publish it to every process and serve it here.
 
         `before_publish` runs just before the publish; raising there publishes nothing
-        (the scheduler checks that it still holds its lease).
+        (the scheduler checks that it still holds its lease). A fit on a little more
+        feedback than the served model's keeps its tuning unless `retune`.
         """
         with self._train_lock:
             version_before = self.store.feedback_version()
@@ -313,7 +315,7 @@ class PaperService:
                 embeddings=embeddings,
                 progress=progress,
                 content=content,
-                reuse=self._kept_tuning(interactions, papers),
+                reuse=None if retune else self._kept_tuning(interactions, papers),
             )
             parts.version = new_version()
             parts.trained_feedback_version = version_before

@@ -563,6 +563,10 @@ def test_a_refit_on_a_little_new_feedback_keeps_the_tuning(store: Store) -> None
     before = first.user_factors[first.user_index["slack:T1:U0"]]
     after = second.user_factors[second.user_index["slack:T1:U0"]]
     assert not np.allclose(before, after)
+    # Asked to, a fit tunes afresh on the same feedback.
+    forced = service.train(retune=True)
+    assert "tuning kept" not in forced.report["blend"].get("note", "")
+    assert forced.report["tuned"]["at"] > first.report["tuned"]["at"]
     # Half as much feedback again: the next fit tunes afresh.
     for u in range(30, 50):
         for pid in rng.choice(papers[:60], 6, replace=False):
