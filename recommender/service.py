@@ -341,9 +341,9 @@ class PaperService:
             return None
         return Tuning(
             als=state.als,
-            weights={k: np.array(v) for k, v in state.weights.items()},
+            weights=dict(state.weights),
             whitening=state.whitening,
-            imc_ridge=float(state.report.get("imc_ridge", cfg.imc_ridge[len(cfg.imc_ridge) // 2])),
+            imc_ridge=float(state.report.get("imc_ridge", cfg.default_imc_ridge)),
             evidence=dict(state.report),
             user_ids=state.users.ids,
             paper_ids=state.paper_ids,

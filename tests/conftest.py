@@ -42,16 +42,21 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture
-def store(redis_url: str) -> Iterator[Store]:
-    """A Store on the test Redis with every `pb:` key deleted before and after the test."""
-    connected = Store.connect(redis_url)
+def _clean_store(url: str) -> Iterator[Store]:
+    """A Store on `url` with every `pb:` key deleted before and after the test."""
+    connected = Store.connect(url)
     connected.flush_prefix()
     try:
         yield connected
     finally:
         connected.flush_prefix()
         connected.close()
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[Store]:
+    """A Store on the test Redis with every `pb:` key deleted before and after the test."""
+    yield from _clean_store(redis_url)
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +79,4 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 @pytest.fixture
 def cluster_store(redis_cluster_url: str) -> Iterator[Store]:
     """A Store on the test cluster with every `pb:` key deleted before and after the test."""
-    connected = Store.connect(redis_cluster_url)
-    connected.flush_prefix()
-    try:
-        yield connected
-    finally:
-        connected.flush_prefix()
-        connected.close()
+    yield from _clean_store(redis_cluster_url)

@@ -60,3 +60,8 @@ class FitConfig:
     retune_hours: float = 24.0
     retune_above: int = 50_000
     seed: int = 0
+
+    @property
+    def default_imc_ridge(self) -> float:
+        """The imc ridge used until validation picks one: the middle option."""
+        return self.imc_ridge[len(self.imc_ridge) // 2]

@@ -214,14 +214,14 @@ def item_sides(
     warm: np.ndarray,
     known: Mapping[str, SignalSide] | None = None,
 ) -> dict[str, SignalSide]:
-    """Every enabled dense signal's paper side on its principal axes (`known`: sides
-    already computed on these papers, reused)."""
+    """Every enabled dense signal's paper side on its principal axes (`known`: sides of
+    signals in INTERACTION_FREE already computed on these papers, reused)."""
     out: dict[str, SignalSide] = {}
     dense = papers.dense
     for s in SIGNALS:
         if s not in signals or s == "knn":
             continue
-        if known and s in known and s in INTERACTION_FREE:
+        if known and s in known:
             out[s] = known[s]
         elif s == "content":
             out[s] = SignalSide.fit(dense @ whiten, whiten)

@@ -24,7 +24,14 @@ from recommender.metrics import top_k
 from recommender.model import tuning
 from recommender.model.config import SIGNALS, SPARSE, TUNE_KS, FitConfig
 from recommender.model.signals import PaperVectors, SignalSide, person_vectors, spreads, zscore
-from recommender.model.state import StateParts, community, item_sides, prior_of, user_maps
+from recommender.model.state import (
+    INTERACTION_FREE,
+    StateParts,
+    community,
+    item_sides,
+    prior_of,
+    user_maps,
+)
 from recommender.types import Paper
 
 
@@ -83,6 +90,9 @@ class Trainer:
         self.config = config or FitConfig()
         self.report: dict[str, Any] = {}
         self.sides: dict[str, SignalSide] = {}
+        # The last imc statistics (matrix, R X, sums): a refit on a matrix that differs in
+        # few rows updates them instead of starting over.
+        self._imc_last: tuple | None = None
 
     # ------------------------------------------------------------------ the flow
 
@@ -140,9 +150,8 @@ class Trainer:
         with ThreadPoolExecutor(1, thread_name_prefix="als") as pool:
             als_job = pool.submit(self._collaborative, train, catalog_val)
             self._content(papers, embeddings, content, say)
-            self.shrink, self.imc_ridge = None, cfg.imc_ridge[len(cfg.imc_ridge) // 2]
+            self.shrink, self.imc_ridge = None, cfg.default_imc_ridge
             self.weights = {"catalog": np.zeros(len(SIGNALS)), "cold": np.zeros(len(SIGNALS))}
-            self._imc_last: tuple | None = None
             self._fit_signals(train, users=val_users)
             plan = tuning.plan(
                 self,
@@ -178,11 +187,8 @@ class Trainer:
                 factors = fit_als(
                     full, self.als_params, seed=cfg.seed, warm=factors, iterations=iters
                 )
-        parts = self._parts(full, factors)
         self.report["tuned"] = {"interactions": int(full.nnz), "at": round(time.time(), 3)}
-        self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
-        parts.report = self.report
-        return parts
+        return self._finish(full, factors, t0)
 
     def _content(
         self,
@@ -218,7 +224,6 @@ class Trainer:
         self.als_params, self.shrink, self.imc_ridge = kept.als, kept.whitening, kept.imc_ridge
         self.weights = {k: np.array(v, dtype=np.float64) for k, v in kept.weights.items()}
         self.sample = self._spread_sample()
-        self._imc_last = None
         say("collaborative filtering")
         factors = None
         if "als" in cfg.signals:
@@ -234,6 +239,12 @@ class Trainer:
             "note": "tuning kept from the last full fit (little new feedback since)",
             **dict(kept.evidence.get("blend", {})),
         }
+        return self._finish(full, factors, t0)
+
+    def _finish(
+        self, full: sp.csr_matrix, factors: tuple[np.ndarray, np.ndarray] | None, t0: float
+    ) -> StateParts:
+        """The fit's arrays on all interactions, with its report and its time."""
         parts = self._parts(full, factors)
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 3)
         parts.report = self.report
@@ -304,8 +315,8 @@ class Trainer:
             user_factors=user_factors,
             als=self.als_params,
             report=self.report,
-            # The tuned content sides cover every paper with the chosen whitening.
-            paper_sides=dict(self.sides),
+            # The tuned text-only sides cover every paper, with the chosen whitening.
+            paper_sides={s: v for s, v in self.sides.items() if s in INTERACTION_FREE},
         )
 
     def _matrix(
