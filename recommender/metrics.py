@@ -52,9 +52,13 @@ def _select(scores: np.ndarray, k: int) -> np.ndarray:
         out[rest] = np.argpartition(-scores[rest], k - 1, axis=1)[:, :k]
     if not ok.any():
         return out
-    if int(counts[ok].max()) > n // 4:
-        rows = np.flatnonzero(ok)
-        out[rows] = np.argpartition(-scores[rows], k - 1, axis=1)[:, :k]
+    # Rows where a quarter of the catalogue ties at the threshold (a sparse signal's
+    # zeros): the scores above it, then tied columns in index order to fill k.
+    tied = ok & (counts > n // 4)
+    for row in np.flatnonzero(tied):
+        out[row] = _fill_ties(scores[row], threshold[row], k)
+    ok &= ~tied
+    if not ok.any():
         return out
     mine = ok[r]
     r, c = r[mine], c[mine]
@@ -71,6 +75,15 @@ def _select(scores: np.ndarray, k: int) -> np.ndarray:
     pick = np.argpartition(vals, k - 1, axis=1)[:, :k]
     out[rows] = np.take_along_axis(cols, pick, axis=1)
     return out
+
+
+def _fill_ties(row: np.ndarray, threshold: float, k: int) -> np.ndarray:
+    """The k best columns of one row whose k-th best score is shared by many columns."""
+    above = np.flatnonzero(row > threshold)
+    if len(above) >= k:
+        return above[np.argpartition(-row[above], k - 1)[:k]]
+    tied = np.flatnonzero(row == threshold)[: k - len(above)]
+    return np.concatenate([above, tied])
 
 
 def _discounts(k: int) -> np.ndarray:

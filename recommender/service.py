@@ -323,7 +323,7 @@ class PaperService:
                 progress("publishing")
             if before_publish is not None:
                 before_publish()
-            return self.live.publish(parts, assemble(parts))
+            return self.live.publish(parts)
 
     def _kept_tuning(self, interactions: Interactions, papers: Sequence[Paper]) -> Tuning | None:
         """The served model's tuning, when a refit may keep it: little new feedback and

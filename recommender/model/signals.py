@@ -23,6 +23,9 @@ from recommender.model.config import SIGNALS, SPARSE
 # vector, tfidf from the LSA vector, pop from the community prior.
 SOURCES = {"content": "dense", "imc": "dense", "als": "dense", "tfidf": "lexical", "pop": "prior"}
 
+# Rows of people per block when their spreads are computed.
+SPREAD_BLOCK = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class SignalSide:
@@ -53,8 +56,14 @@ class SignalSide:
 
     def spread(self, people: np.ndarray) -> np.ndarray:
         """Standard deviation of each person's scores over the catalogue (people on the axes)."""
-        var = (people * people) @ self.variances - (people @ self.mean) ** 2
-        return np.sqrt(np.maximum(var, 0)).astype(np.float32)
+        out = np.empty(len(people), np.float32)
+        # In blocks of rows: a whole team's squared vectors would be a fresh temporary of
+        # hundreds of MB, and faulting its pages in costs more than the arithmetic.
+        for start in range(0, len(people), SPREAD_BLOCK):
+            block = people[start : start + SPREAD_BLOCK]
+            var = (block * block) @ self.variances - (block @ self.mean) ** 2
+            out[start : start + SPREAD_BLOCK] = np.sqrt(np.maximum(var, 0))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +124,9 @@ def person_vectors(
     out: dict[str, np.ndarray] = {}
     for s, side in sides.items():
         if s == "content" and maps.content is not None:
-            out[s] = (history @ maps.content).astype(np.float32)
+            out[s] = (history @ maps.content).astype(np.float32, copy=False)
         elif s == "imc" and maps.imc is not None:
-            out[s] = (history @ maps.imc).astype(np.float32)
+            out[s] = (history @ maps.imc).astype(np.float32, copy=False)
         elif s == "tfidf":
             vec = np.asarray(rows @ side.items, dtype=np.float32)
             if extra is not None:
@@ -130,7 +139,9 @@ def person_vectors(
                 active = np.flatnonzero(np.diff(rows.indptr))
                 if len(active) and maps.fold_in is not None:
                     factors[active] = maps.fold_in(rows[active])
-            out[s] = (np.asarray(factors, dtype=np.float32) @ side.basis).astype(np.float32)
+            out[s] = (np.asarray(factors, dtype=np.float32) @ side.basis).astype(
+                np.float32, copy=False
+            )
         elif s == "pop":
             out[s] = np.ones((count, 1), np.float32)
     return out

@@ -63,6 +63,9 @@ class StateParts:
     # Paper sides the fit already computed on these very papers (content, tfidf, imc do
     # not depend on interactions): reused by `assemble`, never saved.
     paper_sides: dict[str, SignalSide] = field(default_factory=dict)
+    # Every person's history on the dense vectors (user_rows @ dense), when the fit has
+    # it: reused by `assemble`, never saved.
+    history: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -278,8 +281,16 @@ def assemble(parts: StateParts) -> FittedState:
     knn = parts.knn.tocsr()
     knn_sample = knn[:, parts.sample].tocsr()
     rows = parts.user_rows.tocsr().astype(np.float32)
+    history = parts.history
+    if history is not None and history.shape != (rows.shape[0], papers.dense.shape[1]):
+        history = None
     vectors = person_vectors(
-        sides, maps, papers.dense, rows, als_factors=parts.user_factors[: rows.shape[0]]
+        sides,
+        maps,
+        papers.dense,
+        rows,
+        als_factors=parts.user_factors[: rows.shape[0]],
+        history=history,
     )
     sigma = spreads(sides, vectors, rows, knn_sample if "knn" in parts.signals else None)
     users = People(
@@ -287,7 +298,7 @@ def assemble(parts: StateParts) -> FittedState:
         rows=rows,
         vectors={s: _frozen(v) for s, v in vectors.items()},
         sigma=_frozen(sigma),
-        rated_elsewhere=tuple(frozenset() for _ in parts.user_ids),
+        rated_elsewhere=(frozenset(),) * len(parts.user_ids),
         active=_frozen(np.diff(rows.indptr) > 0),
     )
     for side in sides.values():

@@ -282,7 +282,7 @@ class Trainer:
         positive = full.multiply(full > 0).tocsr()
         item_count = np.asarray((positive > 0).sum(axis=0)).ravel().astype(np.float32)
         warm = item_count > 0
-        self._imc_fit(full, positive)
+        history = self._imc_fit(full, positive)
         self._imc_last = None
         self._set_imc()
         knn = self._knn(positive)
@@ -317,6 +317,7 @@ class Trainer:
             report=self.report,
             # The tuned text-only sides cover every paper, with the chosen whitening.
             paper_sides={s: v for s, v in self.sides.items() if s in INTERACTION_FREE},
+            history=history,
         )
 
     def _matrix(
@@ -485,7 +486,7 @@ class Trainer:
         A = self._imc_fit(matrix, positive)
         self.R = matrix[users]
         # The users' histories (R X) are rows of A: reused for their vectors.
-        self._history = A[users]
+        self.history = A[users]
         self.knn = self._knn(positive)
         self.user_factors = np.zeros((self.R.shape[0], 1), np.float32)
         self.item_factors = np.zeros((self.R.shape[1], 1), np.float32)
@@ -581,7 +582,7 @@ class Trainer:
             self.items.dense,
             self.R,
             als_factors=self.user_factors,
-            history=self._history,
+            history=self.history,
         )
         knn_sample = self.knn_sample if "knn" in only and "knn" in self.config.signals else None
         sigma = spreads(sides, fresh, self.R, knn_sample)

@@ -17,6 +17,7 @@ import numpy as np
 
 from recommender.model import blend
 from recommender.model.config import SIGNALS, TUNE_KS
+from recommender.model.state import user_maps
 
 if TYPE_CHECKING:
     from recommender.model.training import Trainer
@@ -133,12 +134,18 @@ def choose_variants(tr: Trainer, plan: Plan) -> dict[str, Any]:
     ):
         if signal not in plan.names:
             continue
-        scores = {option: variant_score(tr, signal, option, plan.tasks) for option in options}
+        scores = {option: variant_score(tr, signal, option, plan) for option in options}
+        before = getattr(tr, attr)
         setattr(tr, attr, max(scores, key=scores.get))
         evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
+        if getattr(tr, attr) == before:
+            continue  # the sides and vectors already in place are this variant's
         if signal == "imc":
+            # The ridge changes only how a history maps to imc's axes, not the paper side.
             tr._set_imc()
-        tr.set_item_side((signal,))
+            tr.maps = user_maps(tr.sides, tr.imc, None)
+        else:
+            tr.set_item_side((signal,))
         tr.refresh_users((signal,))
     tr.report["whitening"] = tr.shrink
     tr.report["imc_ridge"] = tr.imc_ridge
@@ -216,7 +223,9 @@ def _task_batches(
     candidates sit among the scored columns, None = all)."""
     everyone = np.unique(np.concatenate([t.users for t in tasks]))
     width = len(tr.paper_ids) if cols is None else len(cols)
-    batch = max(50, int(2e7 / max(width, 1) / max(matrices, 1)))
+    # A few MB per matrix: the allocator reuses blocks that size, while every fresh
+    # temporary of tens of MB is paged in anew (page faults cost more than the scoring).
+    batch = max(50, int(4e6 / max(width, 1) / max(matrices, 1)))
     where = [_positions_in(cols, t.cands) for t in tasks]
     for start in range(0, len(everyone), batch):
         ub = everyone[start : start + batch]
@@ -301,23 +310,38 @@ def _variant_vectors(
     return tr.imc_matrix(option), X
 
 
-def variant_score(tr: Trainer, signal: str, option: Any, tasks: list[Task]) -> float:
+def variant_score(tr: Trainer, signal: str, option: Any, plan: Plan) -> float:
     """Summed mean recall (over tuning depths) of one signal variant alone on every task.
 
     One signal needs no pools or standardising: a held-out paper's rank is the number
-    of eligible papers that outscore it in the raw scores. Each user is scored once.
+    of eligible papers that outscore it in the raw scores. The catalogue tasks and the
+    new-papers task rank different papers, so each kind is scored in its own pass.
     """
+    total = 0.0
+    for tasks in (plan.catalog, plan.cold):
+        if tasks:
+            total += _variant_pass(tr, signal, option, tasks)
+    return total
+
+
+def _variant_pass(tr: Trainer, signal: str, option: Any, tasks: list[Task]) -> float:
+    """Summed mean recall of one variant on tasks that rank the same candidates (each
+    validation user scored once for all of them)."""
     cols = _columns(tasks)
     mapping, papers = _variant_vectors(tr, signal, option, cols)
     totals = [np.zeros(0) for _ in tasks]
     counts = [0 for _ in tasks]
     for ub, per_task in _task_batches(tr, tasks, cols, 1):
-        history = np.asarray(tr.R[ub] @ tr.items.dense, dtype=np.float32)
+        history = tr.history[ub]  # R X of these users, computed once by the imc fit
         raw_all = (history @ mapping) @ papers.T
         for i, (task, (mine, where)) in enumerate(zip(tasks, per_task, strict=True)):
             if not len(mine):
                 continue
-            raw = _task_rows(raw_all, mine, where)
+            # Tasks of one pass rank the same candidates and exclude the same training
+            # papers, so the batch's own scores serve a task that has every batch user
+            # (masking them again for another task changes nothing).
+            whole = where is None and len(mine) == len(ub)
+            raw = raw_all if whole else _task_rows(raw_all, mine, where)
             part = _single_task_recall(tr, raw, ub[mine], task)
             totals[i] = part if not len(totals[i]) else totals[i] + part
             counts[i] += len(mine)

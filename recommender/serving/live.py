@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from recommender.model import persist
 from recommender.model.state import FittedState, StateParts, assemble
@@ -83,12 +84,34 @@ class LiveModel:
         return assemble(parts)
 
     def publish(self, parts: StateParts, state: FittedState | None = None) -> FittedState:
-        """Store a new fit for every process, point them at it, and serve it here."""
+        """Store a new fit for every process, point them at it, and serve it here.
+
+        The artefact is written to Redis (serialising, hashing, waiting on the network)
+        while the serving state is assembled here; only then is the pointer moved.
+        """
         parts.version = parts.version or new_version()
-        blob = persist.to_bytes(parts)
-        meta = self.store.put_model(
+        with ThreadPoolExecutor(1, thread_name_prefix="model-store") as pool:
+            stored = pool.submit(self._store, parts)
+            try:
+                if state is None or state.version != parts.version:
+                    state = assemble(parts)
+            except BaseException:
+                # Nothing points at a half-published version: remove what was written.
+                if stored.exception() is None:
+                    self.store.delete_model(parts.version)
+                raise
+            meta = stored.result()
+        self.store.publish_model(meta)
+        with self._load_lock:
+            self._swap(state)
+        self.collect()
+        return state
+
+    def _store(self, parts: StateParts) -> dict:
+        """Write a fit's artefact under its version; returns its meta."""
+        return self.store.put_model(
             parts.version,
-            blob,
+            persist.to_bytes(parts),
             {
                 "trained_at": time.time(),
                 "feedback_version": parts.trained_feedback_version,
@@ -96,12 +119,6 @@ class LiveModel:
                 "people": len(parts.user_ids),
             },
         )
-        state = state if state is not None and state.version == parts.version else assemble(parts)
-        self.store.publish_model(meta)
-        with self._load_lock:
-            self._swap(state)
-        self.collect()
-        return state
 
     def _swap(self, state: FittedState) -> None:
         """Serve `state` from now on (one assignment: readers see the old or the new)."""

@@ -249,6 +249,25 @@ def test_a_broken_version_keeps_the_previous_one_serving(
     assert reader.check_model() and reader.model_version == newer
 
 
+def test_a_publish_that_fails_half_way_leaves_nothing_behind(
+    service: PaperService, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The artefact is written while the serving state is assembled: when assembling
+    fails, the written version is removed and the pointer stays on the served one."""
+    good = service.train().version
+
+    def broken(_parts: object) -> None:
+        raise MemoryError("no room to assemble")
+
+    monkeypatch.setattr("recommender.serving.live.assemble", broken)
+    service.record("slack:T1:U1", store.all_paper_ids()[0], Feedback.LIKE)
+    with pytest.raises(MemoryError):
+        service.train()
+    assert store.current_model()["version"] == good == service.model_version
+    assert [v for v, _, _ in store.model_versions()] == [good]
+    assert list(store.r.scan_iter("pb:model:{*")) == [f"pb:model:{{{good}}}".encode()]
+
+
 def test_a_model_swap_survives_redis_going_away(service: PaperService, store: Store) -> None:
     trainer = PaperService(store, encoder=None)
     trainer.train()

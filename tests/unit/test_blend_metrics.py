@@ -196,7 +196,7 @@ def test_top_k_never_prefers_minus_infinity() -> None:
     assert set(top_k(scores, 3)[0, :2]) == {3, 1}
 
 
-@pytest.mark.parametrize("case", ["plain", "ties", "minus_inf", "flat_row"])
+@pytest.mark.parametrize("case", ["plain", "ties", "minus_inf", "flat_row", "sparse"])
 def test_top_k_on_wide_rows_is_exact(case: str) -> None:
     """Wide rows take the prefiltered path: the same k best values as a full sort."""
     rng = np.random.default_rng(3)
@@ -207,6 +207,15 @@ def test_top_k_on_wide_rows_is_exact(case: str) -> None:
         scores[:, rng.choice(30_000, 20_000, replace=False)] = -np.inf
         scores[5, :] = -np.inf
         scores[5, :3] = 1.0
+    elif case == "sparse":
+        # A co-saving signal: a few positive scores per row, zero elsewhere, seen papers
+        # masked out.
+        dense = scores
+        scores = np.zeros_like(dense)
+        some = rng.random(dense.shape) < 0.001
+        scores[some] = np.abs(dense[some])
+        scores[:, :50] = -np.inf
+        scores[2, :] = 0.0
     elif case == "flat_row":
         scores[0] = 0.0
         scores[1, :10] = 1.0
