@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
@@ -54,9 +55,15 @@ class FeedbackMatrix:
         self._version = -1
         self._rows, self._columns = {}, {}
         count = 0
-        for users, raws in self.store.feedback_batches():
-            self._put(users, raws)
-            count += len(users)
+        batches = iter(self.store.feedback_batches())
+        # The next batch is fetched (Redis runs its script meanwhile) while this one is
+        # turned into rows; one fetch at a time, so the generator is never re-entered.
+        with ThreadPoolExecutor(1, thread_name_prefix="feedback-fetch") as pool:
+            ahead = pool.submit(next, batches, None)
+            while (batch := ahead.result()) is not None:
+                ahead = pool.submit(next, batches, None)
+                self._put(*batch)
+                count += len(batch[0])
         self._version, self._forgets, self.last_read = version, forgets, count
 
     def _put(self, users: list[str], raws: list[list[bytes]]) -> None:

@@ -6,6 +6,7 @@ apart from the best (within one paired standard error)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,11 @@ class ValidationSet:
     def recall(self, weights: np.ndarray) -> np.ndarray:
         """Mean recall at each depth in `ks` for one weight vector."""
         return self.per_user(weights).sum(axis=0) / max(self.z.shape[0], 1)
+
+    def prepare(self) -> None:
+        """Build the search's cache (done on first use otherwise)."""
+        if self._pairs is None:
+            self.per_user(np.zeros(len(self.signals)))
 
     def per_user(self, weights: np.ndarray) -> np.ndarray:
         """Recall of every validation user (rows) at each depth in `ks` (columns).
@@ -146,6 +152,11 @@ class _Objective:
             total += float((r / best).mean() - 10.0 * shortfall.sum())
         return total / len(self.vals)
 
+    def prepare(self) -> None:
+        """Build the search's cache (done on first use otherwise)."""
+        if self._pairs is None:
+            self.per_user(np.zeros(len(self.signals)))
+
     def per_user(self, weights: np.ndarray) -> np.ndarray:
         """Each validation user's relative recall (all tasks' users, one after another)."""
         return np.concatenate(
@@ -229,8 +240,13 @@ def robust_weights(
     tuned blend wins (minimax regret), so no view's future is given up for another's."""
     if len(vals) == 1:
         return tune_weights(vals, prior=prior)
-    options = [tune_weights([v], prior=prior)[0] for v in vals]
-    options.append(tune_weights(vals, prior=prior)[0])
+    for v in vals:
+        v.prepare()  # the shared caches are built before the searches run side by side
+    # The searches are independent and mostly numpy (which releases the GIL): in threads.
+    with ThreadPoolExecutor(len(vals) + 1, thread_name_prefix="blend") as pool:
+        runs = [pool.submit(tune_weights, [v], prior) for v in vals]
+        runs.append(pool.submit(tune_weights, vals, prior))
+        options = [run.result()[0] for run in runs]
     # Each view's best achievable: the best of the candidates on it, averaged over depths.
     table = np.array([[v.recall(w).mean() for v in vals] for w in options])
     regret = table / np.maximum(table.max(axis=0), 1e-12)
