@@ -46,9 +46,23 @@ class ValidationSet:
         return self.per_user(weights).sum(axis=0) / max(self.z.shape[0], 1)
 
     def prepare(self) -> None:
-        """Build the search's cache (done on first use otherwise)."""
-        if self._pairs is None:
-            self.per_user(np.zeros(len(self.signals)))
+        """Build the search's cache once (before searches share this set across threads).
+
+        Only users with a held-out paper in their pool can score: the rest add zero to
+        every depth, so they are dropped from the search (the mean still counts them).
+        Signal-major copy: a weighted sum is then a few contiguous adds.
+        """
+        if self._pairs is not None:
+            return
+        users, slots = np.nonzero(self.relevant)
+        active, users = np.unique(users, return_inverse=True)
+        self._pairs = (
+            users,
+            slots,
+            np.ascontiguousarray(self.z[active].transpose(1, 0, 2)),
+            self.n_relevant[active],
+            active,
+        )
 
     def per_user(self, weights: np.ndarray) -> np.ndarray:
         """Recall of every validation user (rows) at each depth in `ks` (columns).
@@ -56,19 +70,7 @@ class ValidationSet:
         Counts, for each held-out paper, how many pool papers outscore it: far cheaper than
         sorting every pool.
         """
-        if self._pairs is None:
-            # Only users with a held-out paper in their pool can score: the rest add zero
-            # to every depth, so they are dropped from the search (the mean still counts
-            # them). Signal-major copy: a weighted sum is then a few contiguous adds.
-            users, slots = np.nonzero(self.relevant)
-            active, users = np.unique(users, return_inverse=True)
-            self._pairs = (
-                users,
-                slots,
-                np.ascontiguousarray(self.z[active].transpose(1, 0, 2)),
-                self.n_relevant[active],
-                active,
-            )
+        self.prepare()
         users, slots, by_signal, n_relevant, active = self._pairs
         scores = np.zeros(by_signal.shape[1:], dtype=np.float32)
         for s, w in enumerate(weights):
@@ -151,11 +153,6 @@ class _Objective:
             shortfall = np.maximum(0.0, best * (1 - TOLERANCE) - r) / best
             total += float((r / best).mean() - 10.0 * shortfall.sum())
         return total / len(self.vals)
-
-    def prepare(self) -> None:
-        """Build the search's cache (done on first use otherwise)."""
-        if self._pairs is None:
-            self.per_user(np.zeros(len(self.signals)))
 
     def per_user(self, weights: np.ndarray) -> np.ndarray:
         """Each validation user's relative recall (all tasks' users, one after another)."""

@@ -281,16 +281,13 @@ def assemble(parts: StateParts) -> FittedState:
     knn = parts.knn.tocsr()
     knn_sample = knn[:, parts.sample].tocsr()
     rows = parts.user_rows.tocsr().astype(np.float32)
-    history = parts.history
-    if history is not None and history.shape != (rows.shape[0], papers.dense.shape[1]):
-        history = None
     vectors = person_vectors(
         sides,
         maps,
         papers.dense,
         rows,
         als_factors=parts.user_factors[: rows.shape[0]],
-        history=history,
+        history=parts.history,
     )
     sigma = spreads(sides, vectors, rows, knn_sample if "knn" in parts.signals else None)
     users = People(

@@ -556,8 +556,10 @@ class Trainer:
         return (left @ np.linalg.inv(gxx + lam2 * np.eye(d))).astype(np.float32)
 
     def _set_imc(self) -> None:
-        """The imc map for the current ridge choice."""
+        """The imc map for the current ridge choice, and the person maps that use it (the
+        paper sides do not depend on the ridge)."""
         self.imc = self.imc_matrix(self.imc_ridge)
+        self.maps = user_maps(self.sides, self.imc, None)
 
     def set_item_side(self, only: Sequence[str]) -> None:
         """Paper sides of some signals for the current whitening / imc ridge choice."""

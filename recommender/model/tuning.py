@@ -17,7 +17,6 @@ import numpy as np
 
 from recommender.model import blend
 from recommender.model.config import SIGNALS, TUNE_KS
-from recommender.model.state import user_maps
 
 if TYPE_CHECKING:
     from recommender.model.training import Trainer
@@ -141,9 +140,7 @@ def choose_variants(tr: Trainer, plan: Plan) -> dict[str, Any]:
         if getattr(tr, attr) == before:
             continue  # the sides and vectors already in place are this variant's
         if signal == "imc":
-            # The ridge changes only how a history maps to imc's axes, not the paper side.
-            tr._set_imc()
-            tr.maps = user_maps(tr.sides, tr.imc, None)
+            tr._set_imc()  # the ridge changes how a history maps to imc's axes, no side
         else:
             tr.set_item_side((signal,))
         tr.refresh_users((signal,))

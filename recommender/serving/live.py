@@ -83,7 +83,7 @@ class LiveModel:
         parts.version = version
         return assemble(parts)
 
-    def publish(self, parts: StateParts, state: FittedState | None = None) -> FittedState:
+    def publish(self, parts: StateParts) -> FittedState:
         """Store a new fit for every process, point them at it, and serve it here.
 
         The artefact is written to Redis (serialising, hashing, waiting on the network)
@@ -93,8 +93,7 @@ class LiveModel:
         with ThreadPoolExecutor(1, thread_name_prefix="model-store") as pool:
             stored = pool.submit(self._store, parts)
             try:
-                if state is None or state.version != parts.version:
-                    state = assemble(parts)
+                state = assemble(parts)
             except BaseException:
                 # Nothing points at a half-published version: remove what was written.
                 if stored.exception() is None:
