@@ -250,6 +250,8 @@ def robust_weights(
     pick = int(np.argmax(regret.min(axis=1)))
     weights = options[pick]
     evidence: dict[str, list[float]] = {"ks": list(vals[0].ks)}
+    # Each candidate's weights (tuned on view 0, 1, ..., then on all views together).
+    evidence["candidates"] = [np.round(w, 3).tolist() for w in options]
     evidence["candidates_worst_view_share"] = regret.min(axis=1).round(4).tolist()
     evidence["picked"] = [float(pick)]
     n = len(vals[0].signals)
