@@ -5,7 +5,7 @@ several ways at once ("views": at random, toward rarely saved papers), and the
 minimax-regret rule picks among the blends tuned on each view and on all views together
 (`recommender/model/blend.py`). This script fits the hybrid once per hold-out setting
 (`FitConfig.holdout`; the first is the baseline, by default the shipped "both") and
-ranks every test person through the bot's ranking path (`evaluate.rank_for`). It prints
+ranks every test person as `paperbot eval` does (`evaluate.measure`). It prints
 R@20 and R@300 of the blend each setting picks, and of every candidate blend the
 baseline's minimax rule chose among, each with its ratio to the baseline's blend.
 
@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recommender.content import paper_text
 from recommender.datasets import Dataset, load_dataset
 from recommender.embeddings import DiskVectorCache, default_encoder, embed_cached
-from recommender.evaluate import rank_for
-from recommender.metrics import hits_matrix, recall_ndcg
+from recommender.evaluate import measure
 from recommender.model import FitConfig, HybridRecommender
 from recommender.model.config import SIGNALS
 
@@ -49,25 +48,10 @@ def embeddings(papers: list, use: bool) -> np.ndarray | None:
     return embed_cached(encoder, [paper_text(p) for p in papers], cache)
 
 
-def measure(model: HybridRecommender, dataset: Dataset) -> dict[int, float]:
-    """Mean test recall at each depth in KS, ranked as a digest ranks (no MMR)."""
-    truth: dict[str, list[str]] = {}
-    for user, pid, weight in dataset.test:
-        if weight > 0:
-            truth.setdefault(user, []).append(pid)
-    cands = model.candidates(dataset.candidates)
-    position = {pid: j for j, pid in enumerate(cands.ids)}
-    users = sorted(u for u in truth if any(p in position for p in truth[u]))
-    sums = dict.fromkeys(KS, 0.0)
-    for start in range(0, len(users), 1000):
-        chunk = users[start : start + 1000]
-        ranked = rank_for(model, chunk, cands, max(KS))
-        relevant = [np.array([position[p] for p in truth[u] if p in position]) for u in chunk]
-        n_rel = np.array([max(1, len(r)) for r in relevant])
-        scores = recall_ndcg(hits_matrix(ranked, relevant), n_rel, KS)
-        for k in KS:
-            sums[k] += float(scores[f"recall@{k}"].sum())
-    return {k: v / max(len(users), 1) for k, v in sums.items()}
+def recall(model: HybridRecommender, dataset: Dataset) -> dict[int, float]:
+    """Test recall at each depth in KS, measured as `paperbot eval` measures (no MMR)."""
+    metrics = measure(model, dataset, KS)[0]
+    return {k: metrics[f"recall@{k}"] for k in KS}
 
 
 def with_weights(model: HybridRecommender, weights: np.ndarray) -> HybridRecommender:
@@ -105,7 +89,7 @@ def main() -> None:
         model.fit(dataset.train, dataset.papers, embeddings=vectors)
         state = model.state
         assert state is not None
-        picked = measure(model, dataset)
+        picked = recall(model, dataset)
         print(f"{holdout}: fit and measured in {time.perf_counter() - started:.1f}s")
         rows.append((f"holdout={holdout}: picked", named(state.weights["catalog"]), picked))
         if i:
@@ -120,7 +104,7 @@ def main() -> None:
             for name, w in zip(names, cand, strict=True):
                 full[SIGNALS.index(name)] = w
             tag = f"  candidate tuned on {label}"
-            rows.append((tag, named(full), measure(with_weights(model, full), dataset)))
+            rows.append((tag, named(full), recall(with_weights(model, full), dataset)))
     assert baseline is not None
     print(f"\n{Path(args.dir).name}: test recall through the ranking path")
     print(f"{'blend':<44} {'R@20':>7} {'R@300':>7} {'×R@20':>6} {'×R@300':>7}  weights")

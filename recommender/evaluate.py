@@ -109,8 +109,30 @@ def evaluate_model(
         dataset.train, dataset.papers, embeddings=embeddings, progress=lambda m: say(f"{name}: {m}")
     )
     fit_seconds = time.perf_counter() - started
-    state = model.state
-    assert state is not None
+    started = time.perf_counter()
+    metrics, users, truth, cands = measure(
+        model, dataset, ks, diversify=diversify, rankings=rankings
+    )
+    score_seconds = time.perf_counter() - started
+    extra: dict[str, Any] = {"users": len(users), "diversify": diversify}
+    if name == "hybrid":
+        sample = users[:diversity_users]
+        extra["diversity"] = _diversity(model, sample, truth, cands)
+        extra["procedure"] = model.report
+    return ModelResult(name, metrics, fit_seconds, score_seconds, extra)
+
+
+def measure(
+    model: HybridRecommender,
+    dataset: Dataset,
+    ks: Sequence[int] = DEFAULT_KS,
+    *,
+    diversify: bool = False,
+    rankings: dict[str, list[str]] | None = None,
+) -> tuple[dict[str, float], list[str], dict[str, list[str]], Candidates]:
+    """Mean recall@k and nDCG@k of a fitted model on the dataset's test split, ranked
+    through `rank_for`; also the measured users, their test papers and the candidates."""
+    assert model.state is not None
     truth: dict[str, list[str]] = {}
     for user, pid, weight in dataset.test:
         if weight > 0:
@@ -121,7 +143,6 @@ def evaluate_model(
     users = sorted(u for u in truth if any(p in position for p in truth[u]))
     depth = max(ks)
     sums: dict[str, float] = {}
-    started = time.perf_counter()
     for start in range(0, len(users), 1000):
         chunk = users[start : start + 1000]
         ranked = rank_for(model, chunk, cands, depth, diversify=diversify)
@@ -133,15 +154,9 @@ def evaluate_model(
         n_rel = np.array([max(1, len(r)) for r in relevant])
         for key, values in recall_ndcg(hits, n_rel, ks).items():
             sums[key] = sums.get(key, 0.0) + float(values.sum())
-    score_seconds = time.perf_counter() - started
     metrics = {key: round(total / max(len(users), 1), 4) for key, total in sums.items()}
     metrics = dict(sorted(metrics.items(), key=lambda kv: (kv[0].split("@")[0] != "recall",)))
-    extra: dict[str, Any] = {"users": len(users), "diversify": diversify}
-    if name == "hybrid":
-        sample = users[:diversity_users]
-        extra["diversity"] = _diversity(model, sample, truth, cands)
-        extra["procedure"] = model.report
-    return ModelResult(name, metrics, fit_seconds, score_seconds, extra)
+    return metrics, users, truth, cands
 
 
 def rank_for(
