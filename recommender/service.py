@@ -16,7 +16,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +39,7 @@ from recommender.model.explain import Explainer
 from recommender.model.people import from_feedback
 from recommender.model.ranking import Options, hidden_by, rank, rank_papers
 from recommender.model.state import assemble
-from recommender.model.training import Tuning, fit_parts
+from recommender.model.training import Trainer, Tuning, fit_parts
 from recommender.pipeline import StoreVectorCache
 from recommender.serving.follow import IndexFollower
 from recommender.serving.live import GRACE_SECONDS, LiveModel, new_version
@@ -301,22 +300,31 @@ class PaperService:
         """
         with self._train_lock:
             version_before = self.store.feedback_version()
-            # Feedback is read (mostly waiting on Redis) while the catalogue's content is fit.
-            with ThreadPoolExecutor(1, thread_name_prefix="feedback-read") as pool:
-                reading = pool.submit(self.interactions)
-                papers = list(self.store.iter_papers())
+            ids = self.store.all_paper_ids()
+            trainer = Trainer(self.fit_config)
+            try:
+                # A full fit's ALS needs only the feedback and the papers' order: it starts
+                # as soon as the feedback is read, and runs while the papers are read.
+                # (Reading both side by side is slower: both parse under the GIL.)
+                interactions = self.interactions()
+                kept = None if retune else self._kept_tuning(interactions, len(ids))
+                if kept is None:
+                    trainer.begin(interactions, ids)
+                papers = list(self.store.iter_papers(ids=ids))
                 content = self._content(papers)
                 embeddings = None if content is not None else self._embeddings(papers)
-                interactions = reading.result()
-            parts = fit_parts(
-                interactions,
-                papers,
-                self.fit_config,
-                embeddings=embeddings,
-                progress=progress,
-                content=content,
-                reuse=None if retune else self._kept_tuning(interactions, papers),
-            )
+                parts = fit_parts(
+                    interactions,
+                    papers,
+                    self.fit_config,
+                    embeddings=embeddings,
+                    progress=progress,
+                    content=content,
+                    reuse=kept,
+                    trainer=trainer,
+                )
+            finally:
+                trainer.close()
             parts.version = new_version()
             parts.trained_feedback_version = version_before
             if progress:
@@ -325,7 +333,7 @@ class PaperService:
                 before_publish()
             return self.live.publish(parts)
 
-    def _kept_tuning(self, interactions: Interactions, papers: Sequence[Paper]) -> Tuning | None:
+    def _kept_tuning(self, interactions: Interactions, n_papers: int) -> Tuning | None:
         """The served model's tuning, when a refit may keep it: little new feedback and
         catalogue since it was tuned, recently, with the same signals."""
         cfg, state = self.fit_config, self.live.state
@@ -336,7 +344,7 @@ class PaperService:
         if not tuned or nnz < cfg.retune_above or cfg.weights is not None:
             return None
         grown = nnz > (1 + cfg.retune_growth) * tuned["interactions"]
-        grown |= len(papers) > (1 + cfg.retune_growth) * state.size
+        grown |= n_papers > (1 + cfg.retune_growth) * state.size
         if grown or time.time() - tuned["at"] > 3600 * cfg.retune_hours:
             return None
         return Tuning(

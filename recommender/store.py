@@ -607,9 +607,12 @@ class Store:
         """Every stored paper id, oldest first."""
         return [b.decode() for b in self.r.zrange(f"{PREFIX}papers:seen", 0, -1)]
 
-    def iter_papers(self, batch: int = 2000) -> Iterator[Paper]:
-        """Every stored paper, in first-seen order, fetched in batches."""
-        ids = self.all_paper_ids()
+    def iter_papers(
+        self, batch: int = 2000, *, ids: Sequence[str] | None = None
+    ) -> Iterator[Paper]:
+        """Every stored paper (or those of `ids` still stored), in first-seen order (in
+        the order of `ids`), fetched in batches."""
+        ids = self.all_paper_ids() if ids is None else ids
         for start in range(0, len(ids), batch):
             for paper in self.get_papers(ids[start : start + batch]):
                 if paper is not None:

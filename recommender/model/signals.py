@@ -54,6 +54,30 @@ class SignalSide:
             item_map=item_map,
         )
 
+    @classmethod
+    def of_map(
+        cls, source: np.ndarray, gram: np.ndarray, linear: np.ndarray | None = None
+    ) -> SignalSide:
+        """The side of `source @ linear` papers (None: `source` itself), from the source's
+        second moment `gram` (sourceᵀ source / n, float64), without forming that product.
+
+        Every variant of a signal mapped from one source shares the source's moment: a
+        variant then costs a d × d eigendecomposition and one projection of the papers.
+        """
+        source = np.asarray(source, dtype=np.float32)
+        second = gram if linear is None else linear.T.astype(np.float64) @ gram @ linear
+        vals, vecs = np.linalg.eigh(second)
+        basis = vecs.astype(np.float32)
+        item_map = basis if linear is None else (linear @ basis).astype(np.float32)
+        items = source @ item_map
+        return cls(
+            basis=basis,
+            items=items,
+            mean=items.mean(axis=0) if len(items) else np.zeros(len(basis), np.float32),
+            variances=np.maximum(vals, 0).astype(np.float32),
+            item_map=item_map,
+        )
+
     def spread(self, people: np.ndarray) -> np.ndarray:
         """Standard deviation of each person's scores over the catalogue (people on the axes)."""
         out = np.empty(len(people), np.float32)
@@ -83,6 +107,12 @@ class PaperVectors:
     def take(self, rows: np.ndarray) -> PaperVectors:
         """Some of the rows."""
         return PaperVectors(self.dense[rows], self.lexical[rows], self.prior[rows])
+
+
+def second_moment(rows: np.ndarray) -> np.ndarray:
+    """rowsᵀ rows / n in float64 (the moment `SignalSide.of_map` starts from)."""
+    rows = np.asarray(rows, dtype=np.float32)
+    return (rows.T @ rows).astype(np.float64) / max(len(rows), 1)
 
 
 def item_vectors(sides: Mapping[str, SignalSide], papers: PaperVectors) -> dict[str, np.ndarray]:

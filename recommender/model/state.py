@@ -25,6 +25,7 @@ from recommender.model.signals import (
     SignalSide,
     UserMaps,
     person_vectors,
+    second_moment,
     spreads,
 )
 from recommender.types import Paper
@@ -216,9 +217,11 @@ def item_sides(
     factor_map: np.ndarray,
     warm: np.ndarray,
     known: Mapping[str, SignalSide] | None = None,
+    gram: np.ndarray | None = None,
 ) -> dict[str, SignalSide]:
     """Every enabled dense signal's paper side on its principal axes (`known`: sides of
-    signals in INTERACTION_FREE already computed on these papers, reused)."""
+    signals in INTERACTION_FREE already computed on these papers, reused; `gram`: the
+    dense vectors' `second_moment`, when the caller has it)."""
     out: dict[str, SignalSide] = {}
     dense = papers.dense
     for s in SIGNALS:
@@ -226,12 +229,13 @@ def item_sides(
             continue
         if known and s in known:
             out[s] = known[s]
-        elif s == "content":
-            out[s] = SignalSide.fit(dense @ whiten, whiten)
+        elif s in ("content", "imc"):
+            # Both map from the dense vectors: their one moment serves both.
+            if gram is None:
+                gram = second_moment(dense)
+            out[s] = SignalSide.of_map(dense, gram, whiten if s == "content" else None)
         elif s == "tfidf":
             out[s] = SignalSide.fit(papers.lexical)
-        elif s == "imc":
-            out[s] = SignalSide.fit(dense)
         elif s == "als":
             raw = item_factors.copy()
             # Papers nobody has touched get their factors from their content.

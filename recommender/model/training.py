@@ -1,16 +1,18 @@
 """Training: interactions and papers in, a `StateParts` out.
 
-The flow, in order (`Trainer.fit`): build the people × papers matrix; fit (or reuse) the
-content features; carve a validation split from the training interactions; choose ALS
-hyperparameters; fit every signal on the training part; tune the blend on validation
-(`tuning.py`); refit on all interactions; hand the arrays to `state.assemble`.
+The flow, in order: build the people × papers matrix, carve a validation split from the
+training interactions and start ALS on it in the background (`Trainer.begin`: this needs
+only the feedback and the papers' order, so it starts before the papers are read); fit
+(or reuse) the content features; fit every other signal on the training part; score the
+content variants; take ALS's factors; tune the blend on validation (`tuning.py`); refit
+on all interactions; hand the arrays to `state.assemble` (`Trainer.fit` runs the rest).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,14 @@ from recommender.embeddings import text_hash
 from recommender.metrics import top_k
 from recommender.model import tuning
 from recommender.model.config import SIGNALS, SPARSE, TUNE_KS, FitConfig
-from recommender.model.signals import PaperVectors, SignalSide, person_vectors, spreads, zscore
+from recommender.model.signals import (
+    PaperVectors,
+    SignalSide,
+    person_vectors,
+    second_moment,
+    spreads,
+    zscore,
+)
 from recommender.model.state import (
     INTERACTION_FREE,
     StateParts,
@@ -93,8 +102,50 @@ class Trainer:
         # The last imc statistics (matrix, R X, sums): a refit on a matrix that differs in
         # few rows updates them instead of starting over.
         self._imc_last: tuple | None = None
+        # What `begin` started: the ALS job's pool and future, and the matrix and split.
+        self._pool: ThreadPoolExecutor | None = None
+        self._als_job: Future | None = None
+        self._head: tuple | None = None
 
     # ------------------------------------------------------------------ the flow
+
+    def begin(
+        self,
+        interactions: Iterable[tuple[str, str, float]] | Interactions,
+        paper_ids: Sequence[str],
+    ) -> None:
+        """Build the matrix, carve the validation split and start ALS on it in the
+        background: the steps of a full fit that need only the interactions and the
+        papers' order, so they can run while the papers themselves are still being read.
+
+        `fit` with papers in this order carries on from here; `close` waits for the job.
+        """
+        self.close()
+        cfg = self.config
+        self.paper_ids = list(paper_ids)
+        self.pidx = {pid: i for i, pid in enumerate(self.paper_ids)}
+        full, self.user_ids, unknown = self._matrix_of(interactions)
+        self.report = {"users": len(self.user_ids), "papers": len(self.paper_ids)}
+        self.report["interactions"] = int(full.nnz)
+        self.report["unknown_papers_skipped"] = unknown
+        train, catalog_val, cold_val, cold_items = self._split(
+            full, np.random.default_rng(cfg.seed)
+        )
+        self.report["validation"] = {
+            "catalog_users": len(catalog_val),
+            "cold_items": len(cold_items),
+        }
+        # ALS needs only the interactions: it runs (its solver releases the GIL) while the
+        # papers are read and the content features, signals and variants are fit.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="als")
+        self._als_job = self._pool.submit(self._collaborative, train, catalog_val)
+        self._head = (full, train, catalog_val, cold_val, cold_items)
+
+    def close(self) -> None:
+        """Wait for a background ALS job started by `begin` (its result is dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pool, self._als_job, self._head = None, None, None
 
     def fit(
         self,
@@ -113,31 +164,43 @@ class Trainer:
         `embeddings` are rows aligned with `papers` (None = no sentence encoder: content
         falls back to TF-IDF). `content` reuses an earlier content fit of the same papers
         (a retrain after new feedback need not re-read every abstract). `reuse` skips
-        validation: its choices are kept and its factors seed the ALS refit.
+        validation: its choices are kept and its factors seed the ALS refit. After
+        `begin` with these papers' order, its split and ALS job are used as they are.
         """
         t0 = time.perf_counter()
         say = progress or (lambda _msg: None)
-        cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
-        self.paper_ids = [p.id for p in papers]
-        self.pidx = {pid: i for i, pid in enumerate(self.paper_ids)}
-        if isinstance(interactions, Interactions):
-            full, self.user_ids, unknown = interactions.aligned(self.pidx)
-        else:
-            full, self.user_ids, unknown = self._matrix(interactions)
-        self.report = {"users": len(self.user_ids), "papers": len(papers)}
-        self.report["interactions"] = int(full.nnz)
-        self.report["unknown_papers_skipped"] = unknown
+        ids = [p.id for p in papers]
         if reuse is not None:
+            self.close()
+            self.paper_ids = ids
+            self.pidx = {pid: i for i, pid in enumerate(ids)}
+            full, self.user_ids, unknown = self._matrix_of(interactions)
+            self.report = {"users": len(self.user_ids), "papers": len(papers)}
+            self.report["interactions"] = int(full.nnz)
+            self.report["unknown_papers_skipped"] = unknown
             self._content(papers, embeddings, content, say)
             return self._refit(full, reuse, say, t0)
+        try:
+            if self._head is None or self.paper_ids != ids:
+                # Not begun, or a paper vanished while the papers were read: start over.
+                say("validation split")
+                self.begin(interactions, ids)
+            return self._tuned_fit(papers, embeddings, content, say, t0)
+        finally:
+            self.close()
 
-        say("validation split")
-        train, catalog_val, cold_val, cold_items = self._split(full, rng)
-        self.report["validation"] = {
-            "catalog_users": len(catalog_val),
-            "cold_items": len(cold_items),
-        }
+    def _tuned_fit(
+        self,
+        papers: Sequence[Paper],
+        embeddings: np.ndarray | None,
+        content: tuple[ContentModel, ItemContent] | None,
+        say: Callable[[str], None],
+        t0: float,
+    ) -> StateParts:
+        """The rest of a full fit after `begin`: signals, variants and blend tuned on the
+        split, then every signal refit on all interactions."""
+        cfg = self.config
+        full, train, catalog_val, cold_val, cold_items = self._head
         # Tuning only ever scores validation users: give only them user-side vectors.
         cap = max(1, int(min(cfg.validation_users, cfg.validation_cells / len(self.paper_ids))))
         cold_users = sorted(cold_val)[:cap]
@@ -145,31 +208,27 @@ class Trainer:
         where = {int(u): i for i, u in enumerate(val_users)}
         rare_val = self._rare_val
         next_val = {u: np.setdiff1d(v, rare_val.get(u, ())) for u, v in catalog_val.items()}
-        # ALS needs only the interactions: it runs (its solver releases the GIL) while the
-        # content features, the content signals and their variants are fit here.
-        with ThreadPoolExecutor(1, thread_name_prefix="als") as pool:
-            als_job = pool.submit(self._collaborative, train, catalog_val)
-            self._content(papers, embeddings, content, say)
-            self.shrink, self.imc_ridge = None, cfg.default_imc_ridge
-            self.weights = {"catalog": np.zeros(len(SIGNALS)), "cold": np.zeros(len(SIGNALS))}
-            self._fit_signals(train, users=val_users)
-            plan = tuning.plan(
-                self,
-                # A person's next saves include this morning's papers: the catalogue task
-                # holds out both kinds, in the proportion they occur.
-                {
-                    where[u]: np.union1d(v, cold_val[u]) if u in cold_val else v
-                    for u, v in next_val.items()
-                    if len(v) or u in cold_val
-                },
-                {where[u]: cold_val[u] for u in cold_users},
-                cold_items,
-                rare_val={where[u]: v for u, v in rare_val.items()},
-            )
-            say("content variants")
-            evidence = tuning.choose_variants(self, plan) if plan is not None else {}
-            say("collaborative filtering")
-            self.als_params, factors = als_job.result()
+        self._content(papers, embeddings, content, say)
+        self.shrink, self.imc_ridge = None, cfg.default_imc_ridge
+        self.weights = {"catalog": np.zeros(len(SIGNALS)), "cold": np.zeros(len(SIGNALS))}
+        self._fit_signals(train, users=val_users)
+        plan = tuning.plan(
+            self,
+            # A person's next saves include this morning's papers: the catalogue task
+            # holds out both kinds, in the proportion they occur.
+            {
+                where[u]: np.union1d(v, cold_val[u]) if u in cold_val else v
+                for u, v in next_val.items()
+                if len(v) or u in cold_val
+            },
+            {where[u]: cold_val[u] for u in cold_users},
+            cold_items,
+            rare_val={where[u]: v for u, v in rare_val.items()},
+        )
+        say("content variants")
+        evidence = tuning.choose_variants(self, plan) if plan is not None else {}
+        say("collaborative filtering")
+        self.als_params, factors = self._als_job.result()
         self._use_factors(factors, val_users)
         if plan is not None:
             say("blend weights")
@@ -190,6 +249,14 @@ class Trainer:
         self.report["tuned"] = {"interactions": int(full.nnz), "at": round(time.time(), 3)}
         return self._finish(full, factors, t0)
 
+    def _matrix_of(
+        self, interactions: Iterable[tuple[str, str, float]] | Interactions
+    ) -> tuple[sp.csr_matrix, list[str], int]:
+        """The interactions as a matrix over `self.pidx` (people, unknown papers skipped)."""
+        if isinstance(interactions, Interactions):
+            return interactions.aligned(self.pidx)
+        return self._matrix(interactions)
+
     def _content(
         self,
         papers: Sequence[Paper],
@@ -206,6 +273,8 @@ class Trainer:
             self.items = self.content_model.fit(papers, embeddings)
         self.report["content"] = self.content_model.dense_kind
         self.community = community(papers)
+        # The dense vectors' moment: every content and imc side, and imc's XᵀX, start here.
+        self.gram = second_moment(self.items.dense)
 
     def _collaborative(
         self, train: sp.csr_matrix, catalog_val: dict[int, np.ndarray]
@@ -528,9 +597,16 @@ class Trainer:
                 changed = None
         if changed is None:
             A = np.asarray(matrix @ X, dtype=np.float32)
-            # Without dislikes the positive part is the matrix itself: skip a second product.
-            liked = A if positive.nnz == matrix.nnz else np.asarray(positive @ X, np.float32)
-            gaa, gar = (A.T @ A).astype(np.float64), (A.T @ liked).astype(np.float64)
+            gaa = (A.T @ A).astype(np.float64)
+            # R⁺ X = A - R⁻ X, where R⁻ (dislikes) is nonzero in few rows: Aᵀ R⁺ X is AᵀA
+            # less a product over those rows only (no second pass over every person).
+            gar = gaa.copy()
+            negative = (matrix - positive).tocsr()
+            negative.eliminate_zeros()
+            rows = np.flatnonzero(np.diff(negative.indptr))
+            if len(rows):
+                disliked = np.asarray(negative[rows] @ X, dtype=np.float32)
+                gar -= (A[rows].T @ disliked).astype(np.float64)
         else:
             old_matrix, A, (gaa, gar, _) = last
             old_a = A[changed]
@@ -541,7 +617,7 @@ class Trainer:
             gar = gar - old_a.T.astype(np.float64) @ old_l + new_a.T.astype(np.float64) @ new_l
             A = A.copy()
             A[changed] = new_a
-        gxx = (X.T @ X).astype(np.float64) if last is None else last[2][2]
+        gxx = self.gram * max(len(X), 1) if last is None else last[2][2]
         self.imc_parts = (gaa, gar, gxx)
         self._imc_last = (matrix, A, self.imc_parts)
         return A
@@ -571,6 +647,7 @@ class Trainer:
             item_factors=self.item_factors,
             factor_map=self.factor_map,
             warm=self.warm,
+            gram=self.gram,
         )
         self.sides.update(fresh)
         self.maps = user_maps(self.sides, self.imc, None)
@@ -659,9 +736,11 @@ def fit_parts(
     progress: Callable[[str], None] | None = None,
     content: tuple[ContentModel, ItemContent] | None = None,
     reuse: Tuning | None = None,
+    trainer: Trainer | None = None,
 ) -> StateParts:
-    """Fit a model; returns the arrays a `FittedState` is assembled from."""
-    parts = Trainer(config).fit(
+    """Fit a model; returns the arrays a `FittedState` is assembled from (`trainer`: one
+    that has already begun, see `Trainer.begin`)."""
+    parts = (trainer or Trainer(config)).fit(
         interactions,
         papers,
         embeddings=embeddings,

@@ -127,13 +127,14 @@ def choose_variants(tr: Trainer, plan: Plan) -> dict[str, Any]:
     """Whitening of content and the imc ridge, each variant scored alone on every task
     (content signals only: this runs while collaborative filtering is still fitting)."""
     evidence: dict[str, Any] = {}
+    papers: dict[int, np.ndarray] = {}  # each pass's candidate rows, gathered once
     for signal, attr, options in (
         ("content", "shrink", tr.config.whitening),
         ("imc", "imc_ridge", tr.config.imc_ridge),
     ):
         if signal not in plan.names:
             continue
-        scores = {option: variant_score(tr, signal, option, plan) for option in options}
+        scores = {option: variant_score(tr, signal, option, plan, papers) for option in options}
         before = getattr(tr, attr)
         setattr(tr, attr, max(scores, key=scores.get))
         evidence[f"{signal} variants"] = {str(k): round(v, 4) for k, v in scores.items()}
@@ -294,43 +295,49 @@ def _task_part(
     return blend.build_validation(names, mats, pools, truth_cols, excluded, task.ks)
 
 
-def _variant_vectors(
-    tr: Trainer, signal: str, option: Any, cols: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(projection of a user's history, paper matrix of `cols` or all) for one variant of
-    a signal. Built straight from the content vectors, so trying one changes no state.
-    """
-    X = tr.items.dense if cols is None else tr.items.dense[cols]
+def _variant_map(tr: Trainer, signal: str, option: Any) -> np.ndarray | None:
+    """The d × d map a history goes through before meeting the papers' dense vectors, for
+    one variant of a signal (None: none). Built from the content vectors, so trying one
+    changes no state: whitened content scores (h W)(x W)ᵀ = h (W Wᵀ) xᵀ."""
     if signal == "content":
+        if option is None:
+            return None  # centring only: the whitener is the identity
         mapping = tr.content_model.whitener(option)
-        return mapping, X @ mapping
-    return tr.imc_matrix(option), X
+        return (mapping @ mapping.T).astype(np.float32)
+    return tr.imc_matrix(option)
 
 
-def variant_score(tr: Trainer, signal: str, option: Any, plan: Plan) -> float:
+def variant_score(
+    tr: Trainer, signal: str, option: Any, plan: Plan, papers: dict[int, np.ndarray]
+) -> float:
     """Summed mean recall (over tuning depths) of one signal variant alone on every task.
 
     One signal needs no pools or standardising: a held-out paper's rank is the number
     of eligible papers that outscore it in the raw scores. The catalogue tasks and the
-    new-papers task rank different papers, so each kind is scored in its own pass.
+    new-papers task rank different papers, so each kind is scored in its own pass
+    (`papers`: each pass's candidate rows, kept across variants).
     """
     total = 0.0
-    for tasks in (plan.catalog, plan.cold):
+    for i, tasks in enumerate((plan.catalog, plan.cold)):
         if tasks:
-            total += _variant_pass(tr, signal, option, tasks)
+            if i not in papers:
+                cols = _columns(tasks)
+                papers[i] = tr.items.dense if cols is None else tr.items.dense[cols]
+            total += _variant_pass(tr, _variant_map(tr, signal, option), papers[i], tasks)
     return total
 
 
-def _variant_pass(tr: Trainer, signal: str, option: Any, tasks: list[Task]) -> float:
+def _variant_pass(
+    tr: Trainer, mapping: np.ndarray | None, papers: np.ndarray, tasks: list[Task]
+) -> float:
     """Summed mean recall of one variant on tasks that rank the same candidates (each
-    validation user scored once for all of them)."""
+    validation user scored once for all of them; `papers`: the candidates' rows)."""
     cols = _columns(tasks)
-    mapping, papers = _variant_vectors(tr, signal, option, cols)
     totals = [np.zeros(0) for _ in tasks]
     counts = [0 for _ in tasks]
     for ub, per_task in _task_batches(tr, tasks, cols, 1):
         history = tr.history[ub]  # R X of these users, computed once by the imc fit
-        raw_all = (history @ mapping) @ papers.T
+        raw_all = (history if mapping is None else history @ mapping) @ papers.T
         for i, (task, (mine, where)) in enumerate(zip(tasks, per_task, strict=True)):
             if not len(mine):
                 continue

@@ -220,6 +220,24 @@ def test_imc_sums_after_the_held_out_rows_return_match_a_fresh_computation(
     assert np.allclose(trainer.imc_parts[1], A.T @ liked, rtol=1e-4, atol=1e-3)
 
 
+def test_imc_sums_with_dislikes_match_their_definition(corpus: Corpus) -> None:
+    """AᵀR⁺X leaves out disliked papers (computed from the few rows that have any)."""
+    trainer = Trainer(FAST)
+    parts = trainer.fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    rows = parts.user_rows.tolil()
+    rows[2, 5] = -1.0
+    rows[9, 40] = -1.0
+    rows[9, 41] = -0.5
+    rows = rows.tocsr()
+    trainer._imc_last = None
+    A = trainer._imc_fit(rows, rows.multiply(rows > 0).tocsr())
+    X, R = parts.dense.astype(np.float64), rows.astype(np.float64)
+    liked = R.multiply(R > 0) @ X
+    assert np.allclose(A, R @ X, atol=1e-4)
+    assert np.allclose(trainer.imc_parts[1], (R @ X).T @ liked, rtol=1e-4, atol=1e-3)
+    assert not np.allclose(trainer.imc_parts[1], trainer.imc_parts[0], rtol=1e-4, atol=1e-3)
+
+
 def test_default_config_without_embeddings_uses_lsa_and_ranks_topics(corpus: Corpus) -> None:
     model = HybridRecommender().fit(corpus.interactions, corpus.papers, embeddings=None)
     assert model.report["content"] == "lsa"
@@ -797,3 +815,54 @@ def test_validation_holds_out_both_kinds_of_next_saves(corpus: Corpus) -> None:
     rare_items = np.concatenate(list(rare.values()))
     other = np.concatenate([np.setdiff1d(held[u], rare.get(u, ())) for u in held])
     assert counts[rare_items].mean() < counts[other].mean()
+
+
+def test_a_side_from_the_source_moment_scores_as_one_from_the_product() -> None:
+    """`SignalSide.of_map` (no product formed) gives the same scores and spreads as
+    fitting the mapped papers themselves."""
+    from recommender.model.signals import SignalSide, second_moment
+
+    rng = np.random.default_rng(4)
+    source = rng.standard_normal((500, 16)).astype(np.float32)
+    source[:, :3] *= 5  # a few dominant directions, as in sentence embeddings
+    linear = (np.eye(16) + 0.3 * rng.standard_normal((16, 16))).astype(np.float32)
+    people = rng.standard_normal((7, 16)).astype(np.float32)
+    for mapping in (linear, None):
+        raw = source if mapping is None else source @ mapping
+        direct = SignalSide.fit(raw, mapping)
+        moment = SignalSide.of_map(source, second_moment(source), mapping)
+        # A person in raw space, put on each side's own axes: same scores, same spread.
+        on_direct, on_moment = people @ direct.basis, people @ moment.basis
+        np.testing.assert_allclose(
+            on_moment @ moment.items.T, on_direct @ direct.items.T, rtol=1e-3, atol=1e-3
+        )
+        np.testing.assert_allclose(moment.spread(on_moment), direct.spread(on_direct), rtol=1e-3)
+        np.testing.assert_allclose(
+            source[:5] @ moment.item_map, moment.items[:5], rtol=1e-4, atol=1e-4
+        )
+
+
+def test_a_fit_begun_early_equals_a_fit_from_scratch(corpus: Corpus) -> None:
+    """`begin` (split and ALS started from the feedback and the papers' order alone) and
+    then `fit` gives the same model as one `fit`."""
+    whole = Trainer(FAST).fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    early = Trainer(FAST)
+    early.begin(corpus.interactions, [p.id for p in corpus.papers])
+    parts = early.fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    assert parts.paper_ids == whole.paper_ids and parts.user_ids == whole.user_ids
+    np.testing.assert_allclose(parts.item_factors, whole.item_factors, rtol=1e-4, atol=1e-5)
+    for kind in ("catalog", "cold"):
+        np.testing.assert_allclose(parts.weights[kind], whole.weights[kind])
+    assert early._pool is None  # the background job was waited for
+
+
+def test_a_fit_begun_on_papers_that_changed_starts_over(corpus: Corpus) -> None:
+    """A paper that vanished between reading the ids and the papers: the early split is
+    dropped and the fit covers exactly the papers it was given."""
+    ids = [p.id for p in corpus.papers] + ["gone-meanwhile"]
+    trainer = Trainer(FAST)
+    trainer.begin([*corpus.interactions, ("u1", "gone-meanwhile", 1.0)], ids)
+    parts = trainer.fit(corpus.interactions, corpus.papers, embeddings=corpus.emb)
+    assert parts.paper_ids == [p.id for p in corpus.papers]
+    assert parts.report["unknown_papers_skipped"] == 0
+    assert parts.item_factors.shape[0] == len(corpus.papers)
