@@ -41,18 +41,9 @@ class SignalSide:
     def fit(cls, raw: np.ndarray, to_raw: np.ndarray | None = None) -> SignalSide:
         """The principal axes of `raw` papers (n × d); `to_raw` maps a source vector to raw."""
         raw = np.asarray(raw, dtype=np.float32)
-        second = (raw.T @ raw).astype(np.float64) / max(len(raw), 1)
-        vals, vecs = np.linalg.eigh(second)
-        basis = vecs.astype(np.float32)
-        items = raw @ basis
+        vals, basis = _axes(second_moment(raw))
         item_map = basis if to_raw is None else (to_raw @ basis).astype(np.float32)
-        return cls(
-            basis=basis,
-            items=items,
-            mean=items.mean(axis=0) if len(items) else np.zeros(len(basis), np.float32),
-            variances=np.maximum(vals, 0).astype(np.float32),
-            item_map=item_map,
-        )
+        return cls._on_axes(vals, basis, raw @ basis, item_map)
 
     @classmethod
     def of_map(
@@ -66,10 +57,15 @@ class SignalSide:
         """
         source = np.asarray(source, dtype=np.float32)
         second = gram if linear is None else linear.T.astype(np.float64) @ gram @ linear
-        vals, vecs = np.linalg.eigh(second)
-        basis = vecs.astype(np.float32)
+        vals, basis = _axes(second)
         item_map = basis if linear is None else (linear @ basis).astype(np.float32)
-        items = source @ item_map
+        return cls._on_axes(vals, basis, source @ item_map, item_map)
+
+    @classmethod
+    def _on_axes(
+        cls, vals: np.ndarray, basis: np.ndarray, items: np.ndarray, item_map: np.ndarray
+    ) -> SignalSide:
+        """A side from its axes (eigenvalues, eigenvectors) and its papers on them."""
         return cls(
             basis=basis,
             items=items,
@@ -107,6 +103,12 @@ class PaperVectors:
     def take(self, rows: np.ndarray) -> PaperVectors:
         """Some of the rows."""
         return PaperVectors(self.dense[rows], self.lexical[rows], self.prior[rows])
+
+
+def _axes(second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and (float32) eigenvectors of a second moment."""
+    vals, vecs = np.linalg.eigh(second)
+    return vals, vecs.astype(np.float32)
 
 
 def second_moment(rows: np.ndarray) -> np.ndarray:

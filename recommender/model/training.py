@@ -120,14 +120,8 @@ class Trainer:
 
         `fit` with papers in this order carries on from here; `close` waits for the job.
         """
-        self.close()
         cfg = self.config
-        self.paper_ids = list(paper_ids)
-        self.pidx = {pid: i for i, pid in enumerate(self.paper_ids)}
-        full, self.user_ids, unknown = self._matrix_of(interactions)
-        self.report = {"users": len(self.user_ids), "papers": len(self.paper_ids)}
-        self.report["interactions"] = int(full.nnz)
-        self.report["unknown_papers_skipped"] = unknown
+        full = self._start(interactions, paper_ids)
         train, catalog_val, cold_val, cold_items = self._split(
             full, np.random.default_rng(cfg.seed)
         )
@@ -171,13 +165,7 @@ class Trainer:
         say = progress or (lambda _msg: None)
         ids = [p.id for p in papers]
         if reuse is not None:
-            self.close()
-            self.paper_ids = ids
-            self.pidx = {pid: i for i, pid in enumerate(ids)}
-            full, self.user_ids, unknown = self._matrix_of(interactions)
-            self.report = {"users": len(self.user_ids), "papers": len(papers)}
-            self.report["interactions"] = int(full.nnz)
-            self.report["unknown_papers_skipped"] = unknown
+            full = self._start(interactions, ids)
             self._content(papers, embeddings, content, say)
             return self._refit(full, reuse, say, t0)
         try:
@@ -249,13 +237,24 @@ class Trainer:
         self.report["tuned"] = {"interactions": int(full.nnz), "at": round(time.time(), 3)}
         return self._finish(full, factors, t0)
 
-    def _matrix_of(
-        self, interactions: Iterable[tuple[str, str, float]] | Interactions
-    ) -> tuple[sp.csr_matrix, list[str], int]:
-        """The interactions as a matrix over `self.pidx` (people, unknown papers skipped)."""
+    def _start(
+        self,
+        interactions: Iterable[tuple[str, str, float]] | Interactions,
+        paper_ids: Sequence[str],
+    ) -> sp.csr_matrix:
+        """A new fit over these papers (any job `begin` started is waited for): the
+        interactions as a matrix over them, unknown papers skipped and counted."""
+        self.close()
+        self.paper_ids = list(paper_ids)
+        self.pidx = {pid: i for i, pid in enumerate(self.paper_ids)}
         if isinstance(interactions, Interactions):
-            return interactions.aligned(self.pidx)
-        return self._matrix(interactions)
+            full, self.user_ids, unknown = interactions.aligned(self.pidx)
+        else:
+            full, self.user_ids, unknown = self._matrix(interactions)
+        self.report = {"users": len(self.user_ids), "papers": len(self.paper_ids)}
+        self.report["interactions"] = int(full.nnz)
+        self.report["unknown_papers_skipped"] = unknown
+        return full
 
     def _content(
         self,

@@ -317,13 +317,14 @@ def variant_score(
     new-papers task rank different papers, so each kind is scored in its own pass
     (`papers`: each pass's candidate rows, kept across variants).
     """
+    mapping = _variant_map(tr, signal, option)
     total = 0.0
     for i, tasks in enumerate((plan.catalog, plan.cold)):
         if tasks:
             if i not in papers:
                 cols = _columns(tasks)
                 papers[i] = tr.items.dense if cols is None else tr.items.dense[cols]
-            total += _variant_pass(tr, _variant_map(tr, signal, option), papers[i], tasks)
+            total += _variant_pass(tr, mapping, papers[i], tasks)
     return total
 
 
